@@ -1,0 +1,157 @@
+"""LFW verification accuracy of every shipped embedder (fp32/INT8, each backend), MTCNN landmarks.
+
+Protocol (../shared/data/lfw, folds 1-5 of the 6,000-pair list): 5-fold accuracy with the threshold
+picked on the other four folds, mean ± std; TAR at FAR 1e-2/1e-3 over the 3,000 pairs. A pair whose
+face was not found counts as an error. Thresholds for the manifest are calibrated on many more
+impostor pairs: every cross-identity pair among the embedded images (millions), so FAR 1e-4 is resolved.
+
+    python bench/accuracy_lfw.py                      # all embedders, onnxruntime
+    python bench/accuracy_lfw.py --backends onnxruntime,openvino --flip
+    python bench/accuracy_lfw.py --write-thresholds   # store calibrated thresholds in models/manifest.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, RESULTS, cached_landmarks, read_tsv, require_data, write_json  # noqa: E402
+
+from edgeface.detection import Detector  # noqa: E402
+from edgeface.embedding import Embedder  # noqa: E402
+from edgeface.evaluation import best_accuracy_threshold, kfold_accuracy, roc_curve, tar_at_far, threshold_at_far  # noqa: E402
+from edgeface.image_io import read_image  # noqa: E402
+from edgeface.models import list_models  # noqa: E402
+
+
+def embed_images(embedder: Embedder, landmarks: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    out = {}
+    for path, marks in landmarks.items():
+        if marks is not None:
+            out[path] = embedder.embed(read_image(path), marks[None])[0]
+    return out
+
+
+def pair_scores(pairs: list[dict[str, str]], root: Path, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Cosine per pair; a missing face is scored so that the pair is always decided wrongly."""
+    scores = np.empty(len(pairs))
+    for i, p in enumerate(pairs):
+        a, b = vectors.get(str(root / p["path1"])), vectors.get(str(root / p["path2"]))
+        if a is None or b is None:
+            scores[i] = -np.inf if p["same"] == "1" else np.inf
+        else:
+            scores[i] = float(a @ b)
+    return scores
+
+
+def calibration_scores(vectors: dict[str, np.ndarray], person_of: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of every pair among the embedded images (genuine = same person)."""
+    paths = sorted(vectors)
+    matrix = np.stack([vectors[p] for p in paths])
+    people = np.array([person_of[p] for p in paths])
+    sims = matrix @ matrix.T
+    upper = np.triu_indices(len(paths), k=1)
+    return sims[upper], (people[:, None] == people[None, :])[upper]
+
+
+def evaluate(name: str, backend: str, flip: bool, landmarks: dict, pairs: list, root: Path,
+             person_of: dict[str, str]) -> dict:
+    embedder = Embedder(name, backend=backend, flip=flip)
+    started = time.perf_counter()
+    vectors = embed_images(embedder, landmarks)
+    elapsed = time.perf_counter() - started
+    embedder.close()
+    scores = pair_scores(pairs, root, vectors)
+    labels = np.array([p["same"] == "1" for p in pairs])
+    folds = np.array([int(p["fold"]) for p in pairs])
+    kfold = kfold_accuracy(scores, labels, folds)
+    cal_scores, cal_labels = calibration_scores(vectors, person_of)
+    far, tar = roc_curve(scores, labels)
+    return {
+        "embedder": name, "backend": backend, "flip": flip,
+        "accuracy_mean": kfold.mean, "accuracy_std": kfold.std, "fold_accuracies": kfold.fold_accuracies,
+        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2), "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
+        "faces_missing": sum(1 for v in landmarks.values() if v is None), "images": len(landmarks),
+        "embed_seconds": elapsed,
+        "thresholds": {
+            "far_1e-2": threshold_at_far(cal_scores, cal_labels, 1e-2),
+            "far_1e-3": threshold_at_far(cal_scores, cal_labels, 1e-3),
+            "far_1e-4": threshold_at_far(cal_scores, cal_labels, 1e-4),
+            "best_accuracy": best_accuracy_threshold(scores, labels),
+            "calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
+                            f"{int((~cal_labels).sum())} impostor and {int(cal_labels.sum())} genuine pairs; "
+                            "best_accuracy over the 3,000 protocol pairs; MTCNN landmarks"),
+        },
+        "roc": {"far": far[:: max(1, len(far) // 400)].tolist(), "tar": tar[:: max(1, len(tar) // 400)].tolist()},
+    }
+
+
+def plot_roc(results: list[dict], out: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no ROC plot (pip install '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for r in results:
+        ax.plot(np.maximum(r["roc"]["far"], 1e-4), r["roc"]["tar"],
+                label=f"{r['embedder']} {r['backend']}{' flip' if r['flip'] else ''} ({100 * r['accuracy_mean']:.2f} %)")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title("LFW folds 1-5 (150x150 copies), MTCNN alignment")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embedders", default=None, help="comma-separated model names (default: all embedders)")
+    parser.add_argument("--backends", default="onnxruntime")
+    parser.add_argument("--flip", action="store_true", help="also evaluate flip test-time augmentation")
+    parser.add_argument("--write-thresholds", action="store_true")
+    args = parser.parse_args()
+
+    root = require_data("lfw")
+    pairs = read_tsv(root / "pairs.tsv")
+    person_of = {str(root / r["path"]): r["person"] for r in read_tsv(root / "identities.tsv")}
+    paths = sorted({str(root / p[k]) for p in pairs for k in ("path1", "path2")})
+    detector = Detector()
+    landmarks = cached_landmarks(paths, detector, "mtcnn")
+    detector.close()
+
+    names = args.embedders.split(",") if args.embedders else [m.name for m in list_models() if m.role == "embedder"]
+    results = []
+    for name in names:
+        for backend in args.backends.split(","):
+            for flip in ([False, True] if args.flip else [False]):
+                r = evaluate(name, backend, flip, landmarks, pairs, root, person_of)
+                results.append(r)
+                print(f"{name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
+                      f"{100 * r['accuracy_std']:.2f} %  TAR@1e-3 {100 * r['tar_at_far_1e-3']:.2f} %  "
+                      f"TAR@1e-2 {100 * r['tar_at_far_1e-2']:.2f} %  missing {r['faces_missing']}/{r['images']}  "
+                      f"thr@1e-3 {r['thresholds']['far_1e-3']:.4f}", flush=True)
+    write_json("accuracy_lfw.json", {"results": results})
+    plot_roc(results, RESULTS / "roc_lfw.png")
+    if args.write_thresholds:
+        sys.path.insert(0, str(REPO / "tools"))
+        from manifest_tools import load_manifest, write_atomic  # the one manifest writer
+        import json
+        manifest = load_manifest()
+        for r in results:
+            if r["backend"] == "onnxruntime" and not r["flip"]:
+                manifest["models"][r["embedder"]]["thresholds"] = r["thresholds"]
+        write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        print("thresholds written to models/manifest.json")
+
+
+if __name__ == "__main__":
+    main()

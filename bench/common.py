@@ -1,0 +1,75 @@
+"""Shared by the benchmark scripts: where the evaluation data lives, TSV reading, cached landmarks."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+CACHE = RESULTS / "cache"
+
+
+def data_root() -> Path:
+    """Third-party evaluation data: $EDGEFACE_DATA, else ../shared/data beside the repository."""
+    return Path(os.environ.get("EDGEFACE_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_data(sub: str) -> Path:
+    path = data_root() / sub
+    if not path.exists():
+        sys.exit(f"evaluation data not found: {path} (set EDGEFACE_DATA; see ../shared/README.md)")
+    return path
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def nearest_to_centre(boxes: np.ndarray, height: int, width: int) -> int:
+    """Index of the box whose centre is closest to the image centre (LFW faces are centred)."""
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+    return int(np.argmin(np.sum((centres - [width / 2, height / 2]) ** 2, axis=1)))
+
+
+def cached_landmarks(paths: Iterable[Path], detector: Any, tag: str) -> dict[str, Optional[np.ndarray]]:
+    """Landmarks (5×2) of the centre-most face of each image, or None when no face is found.
+
+    Cached in bench/results/cache by detector tag and the list of paths, since every embedder
+    evaluation over the same images needs the same landmarks.
+    """
+    from edgeface.image_io import read_image
+    paths = sorted(set(Path(p) for p in paths))
+    key = hashlib.sha1(("\n".join(map(str, paths)) + tag).encode()).hexdigest()[:16]
+    cache = CACHE / f"landmarks-{tag}-{key}.npz"
+    if cache.exists():
+        stored = np.load(cache)
+        found = stored["found"]
+        return {str(p): (stored["landmarks"][i] if found[i] else None) for i, p in enumerate(paths)}
+    marks = np.zeros((len(paths), 5, 2), np.float32)
+    found = np.zeros(len(paths), bool)
+    for i, path in enumerate(paths):
+        image = read_image(path)
+        dets = detector.detect(image)
+        if len(dets):
+            j = nearest_to_centre(dets.boxes, *image.shape[:2])
+            marks[i], found[i] = dets.landmarks[j], True
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, landmarks=marks, found=found)
+    return {str(p): (marks[i] if found[i] else None) for i, p in enumerate(paths)}
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / name
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, out)
+    return out

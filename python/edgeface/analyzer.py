@@ -1,0 +1,121 @@
+"""The one-call API: ``FaceAnalyzer(...).analyze(image)`` detects, aligns, embeds and (with a gallery) identifies."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional, Union
+
+import numpy as np
+
+from .detection import Detector, DetectorConfig
+from .embedding import Embedder
+from .faces import Detections, Face
+from .gallery import Fusion, Gallery, Identity
+from .image_io import ImageLike, check_color, load_image
+from .matching import DEFAULT_OPERATING_POINT, Verification, threshold_for, verify
+
+
+@dataclass(frozen=True)
+class AnalyzedFace:
+    face: Face
+    embedding: np.ndarray  # unit-length float32 vector
+    identity: Optional[Identity]  # None when no gallery is attached
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.face.to_dict()
+        if self.identity is not None:
+            out["identity"] = self.identity.name
+            out["similarity"] = round(self.identity.score, 5)
+        return out
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything found in one image; ``embeddings[i]`` belongs to ``detections[i]``."""
+
+    detections: Detections
+    embeddings: np.ndarray
+    identities: Optional[tuple[Identity, ...]]
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def __iter__(self) -> Iterator[AnalyzedFace]:
+        for i, face in enumerate(self.detections):
+            yield AnalyzedFace(face, self.embeddings[i], self.identities[i] if self.identities else None)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self]
+
+
+class FaceAnalyzer:
+    """Detector + embedder (+ optional gallery) sharing one backend and thread setting.
+
+    ``backend``: "onnxruntime" (default) or "openvino" (or env EDGEFACE_BACKEND); ``threads``: default
+    physical cores. ``operating_point`` picks the calibrated threshold used to call a face "unknown".
+    """
+
+    def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
+                 embedder: Optional[str] = None, gallery: Union[Gallery, str, os.PathLike, None] = None,
+                 operating_point: str = DEFAULT_OPERATING_POINT, min_face_size: float = 20.0,
+                 fusion: Fusion = "max", **detector_options: Any) -> None:
+        self.detector = Detector(backend, threads, DetectorConfig(min_face_size=min_face_size, **detector_options))
+        self.embedder = Embedder(embedder, backend, threads)
+        self.threshold = threshold_for(self.embedder.spec, operating_point)
+        self.gallery: Optional[Gallery] = None
+        if gallery is not None:
+            self.gallery = gallery if isinstance(gallery, Gallery) else self.open_gallery(gallery, fusion=fusion)
+
+    def open_gallery(self, path: Union[str, os.PathLike], fusion: Fusion = "max", create: bool = True) -> Gallery:
+        """Open (or create) a gallery file bound to this analyzer's embedding model."""
+        spec = self.embedder.spec
+        return Gallery(path, spec.embedding_space, self.embedder.dim, fusion=fusion, create=create)
+
+    def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
+        return self.detector.detect(image, color)
+
+    def analyze(self, image: ImageLike, color: str = "bgr") -> FrameResult:
+        order = check_color(color)
+        img = load_image(image, order)
+        detections = self.detector.detect(img, order)
+        embeddings = self.embedder.embed(img, detections, order)
+        identities = None
+        if self.gallery is not None:
+            identities = tuple(self.gallery.identify(embeddings, self.threshold)) if len(embeddings) else ()
+        return FrameResult(detections, embeddings, identities)
+
+    def stream(self, frames: Iterable[ImageLike], color: str = "bgr") -> Iterator[FrameResult]:
+        """Analyze frames one by one (e.g. from cv2.VideoCapture); keeps no per-frame state."""
+        for frame in frames:
+            yield self.analyze(frame, color)
+
+    def embed_largest(self, image: ImageLike, color: str = "bgr") -> tuple[Optional[Face], Optional[np.ndarray]]:
+        """Embedding of the largest face in ``image`` (for enrollment and 1:1 checks), or (None, None)."""
+        order = check_color(color)
+        img = load_image(image, order)
+        detections = self.detector.detect(img, order)
+        if len(detections) == 0:
+            return None, None
+        areas = (detections.boxes[:, 2] - detections.boxes[:, 0]) * (detections.boxes[:, 3] - detections.boxes[:, 1])
+        best = detections[[int(np.argmax(areas))]]
+        return best[0], self.embedder.embed(img, best, order)[0]
+
+    def verify(self, image_a: ImageLike, image_b: ImageLike, color: str = "bgr") -> Optional[Verification]:
+        """1:1: are the largest faces of the two images the same person? None if a face is missing."""
+        _, a = self.embed_largest(image_a, color)
+        _, b = self.embed_largest(image_b, color)
+        if a is None or b is None:
+            return None
+        return verify(a, b, self.threshold)
+
+    def close(self) -> None:
+        self.detector.close()
+        self.embedder.close()
+        if self.gallery is not None:
+            self.gallery.close()
+
+    def __enter__(self) -> "FaceAnalyzer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

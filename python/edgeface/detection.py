@@ -1,0 +1,140 @@
+"""MTCNN face detection: P-Net over the whole pyramid in one call, then R-Net and O-Net on batched crops.
+
+The geometry (pyramid, candidate boxes, NMS, regression, crops) runs in the C++ core with the GIL
+released; the three networks run through ``runtime.Runner``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from .errors import InvalidArgumentError
+from .faces import Detections
+from .image_io import ImageLike, check_color, load_image
+from .models import get_model
+from .runtime import Runner
+
+# R-Net/O-Net batches are chunked so a pathological frame (thousands of candidates) stays bounded in memory.
+MAX_BATCH = 512
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN parameters; defaults are the paper's (Zhang et al. 2016)."""
+
+    min_face_size: float = 20.0
+    factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    max_levels: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.min_face_size > 0:
+            raise InvalidArgumentError(f"min_face_size must be > 0, got {self.min_face_size}")
+        if not 0.0 < self.factor < 1.0:
+            raise InvalidArgumentError(f"factor must be in (0, 1), got {self.factor}")
+        if len(self.thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in self.thresholds):
+            raise InvalidArgumentError(f"thresholds must be three probabilities, got {self.thresholds}")
+
+
+class Detector:
+    """Finds faces and their five landmarks.
+
+    ``min_face_size`` below 12 px upsamples the first pyramid level to find tiny faces (slower).
+    """
+
+    def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
+                 config: Optional[DetectorConfig] = None, **overrides: object) -> None:
+        self.config = config or DetectorConfig(**overrides)  # type: ignore[arg-type]
+        self.pnet = Runner(get_model("mtcnn_pnet"), backend=backend, threads=threads)
+        self.rnet = Runner(get_model("mtcnn_rnet"), backend=backend, threads=threads)
+        self.onet = Runner(get_model("mtcnn_onet"), backend=backend, threads=threads)
+
+    def close(self) -> None:
+        for runner in (self.pnet, self.rnet, self.onet):
+            runner.close()
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
+        """Detect faces in one image (array in ``color`` order, path, bytes or PIL image)."""
+        order = check_color(color)
+        img = load_image(image, order)
+        swap_rb = order == "bgr"  # the networks take RGB
+        height, width = img.shape[:2]
+        cfg = self.config
+        empty = Detections.empty((height, width))
+
+        scales = _core.pyramid_scales(height, width, cfg.min_face_size, cfg.factor, cfg.max_levels)
+        if not scales:
+            return empty
+        boxes = self._propose(img, scales, swap_rb)
+        if len(boxes) == 0:
+            return empty
+        boxes = self._refine(img, boxes, swap_rb)
+        if len(boxes) == 0:
+            return empty
+        boxes, scores, landmarks = self._output(img, boxes, swap_rb)
+        if len(boxes) == 0:
+            return empty
+        boxes = _core.clip_boxes(boxes, width, height)
+        return Detections(boxes, scores, landmarks, (height, width))
+
+    def _propose(self, img: np.ndarray, scales: list[float], swap_rb: bool) -> np.ndarray:
+        """Stage 1: candidate squares from P-Net, run once over the packed pyramid."""
+        canvas, rects = _core.pyramid(img, scales, swap_rb)
+        out = self.pnet.run(canvas[None])
+        prob = np.ascontiguousarray(out["prob"][0, 1])
+        reg = np.ascontiguousarray(out["reg"][0])
+        cands, levels = _core.pnet_candidates(prob, reg, rects, scales, self.config.thresholds[0])
+        if len(cands) == 0:
+            return cands[:, :4]
+        # IoU 0.5 within each scale, then 0.7 across scales (the paper's NMS schedule).
+        keep = _core.batched_nms(cands[:, :4], cands[:, 4], levels, 0.5, "iou")
+        cands = cands[keep]
+        keep = _core.nms(cands[:, :4], cands[:, 4], 0.7, "iou")
+        cands = cands[keep]
+        boxes = _core.calibrate_boxes(np.ascontiguousarray(cands[:, :4]), np.ascontiguousarray(cands[:, 5:9]))
+        return _core.square_boxes(boxes)
+
+    def _run_batched(self, runner: Runner, crops: np.ndarray) -> dict[str, np.ndarray]:
+        if len(crops) <= MAX_BATCH:
+            return runner.run(crops)
+        parts = [runner.run(crops[i:i + MAX_BATCH]) for i in range(0, len(crops), MAX_BATCH)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _refine(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool) -> np.ndarray:
+        """Stage 2: R-Net on 24 px crops rejects most false candidates and refines the rest."""
+        out = self._run_batched(self.rnet, _core.crop_resize(img, boxes, 24, swap_rb))
+        scores = out["prob"][:, 1]
+        passed = scores > self.config.thresholds[1]
+        boxes, scores, reg = boxes[passed], scores[passed], out["reg"][passed]
+        if len(boxes) == 0:
+            return boxes
+        keep = _core.nms(boxes, np.ascontiguousarray(scores), 0.7, "iou")
+        boxes = _core.calibrate_boxes(np.ascontiguousarray(boxes[keep]), np.ascontiguousarray(reg[keep]))
+        return _core.square_boxes(boxes)
+
+    def _output(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 3: O-Net on 48 px crops gives the final score, box and five landmarks."""
+        out = self._run_batched(self.onet, _core.crop_resize(img, boxes, 48, swap_rb))
+        scores = out["prob"][:, 1]
+        passed = scores > self.config.thresholds[2]
+        boxes, scores = boxes[passed], np.ascontiguousarray(scores[passed])
+        reg, marks = out["reg"][passed], out["landmarks"][passed]
+        # Landmarks are fractions of the (pre-regression) box: x1..x5 then y1..y5.
+        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        xs = marks[:, 0:5] * w + boxes[:, 0:1] - 1
+        ys = marks[:, 5:10] * h + boxes[:, 1:2] - 1
+        landmarks = np.stack([xs, ys], axis=-1).astype(np.float32)
+        boxes = _core.calibrate_boxes(np.ascontiguousarray(boxes), np.ascontiguousarray(reg))
+        keep = _core.nms(boxes, scores, 0.7, "min")
+        return boxes[keep], scores[keep], landmarks[keep]
