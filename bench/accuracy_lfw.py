@@ -82,10 +82,10 @@ def evaluate(name: str, backend: str, flip: bool, landmarks: dict, pairs: list, 
             "far_1e-3": threshold_at_far(cal_scores, cal_labels, 1e-3),
             "far_1e-4": threshold_at_far(cal_scores, cal_labels, 1e-4),
             "best_accuracy": best_accuracy_threshold(scores, labels),
-            "calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
+        },
+        "thresholds_calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
                             f"{int((~cal_labels).sum())} impostor and {int(cal_labels.sum())} genuine pairs; "
                             "best_accuracy over the 3,000 protocol pairs; MTCNN landmarks"),
-        },
         "roc": {"far": far[:: max(1, len(far) // 400)].tolist(), "tar": tar[:: max(1, len(tar) // 400)].tolist()},
     }
 
@@ -149,6 +149,7 @@ def main() -> None:
         for r in results:
             if r["backend"] == "onnxruntime" and not r["flip"]:
                 manifest["models"][r["embedder"]]["thresholds"] = r["thresholds"]
+                manifest["models"][r["embedder"]]["thresholds_calibration"] = r["thresholds_calibration"]
         write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
         print("thresholds written to models/manifest.json")
 

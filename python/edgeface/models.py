@@ -1,0 +1,387 @@
+"""The models shipped with edgeface: where they live, what the manifest says about them, and
+checking that a file is the one the manifest describes before it is loaded.
+
+The ONNX files ship inside the wheel (``edgeface/models/`` next to this module) together with
+``manifest.json``; nothing is downloaded at run time. Because the files are large and loaded by
+native code, a damaged or swapped file would otherwise fail far from its cause (a parser error,
+or worse, silently wrong embeddings), so each file's sha256 is checked against the manifest
+before its first load in a process.
+
+Folder lookup order:
+
+1. ``EDGEFACE_MODELS_DIR``, so users can point edgeface at their own models and manifest;
+2. the installed package's ``models/`` folder;
+3. the source tree's ``models/`` folder (editable installs and running from a checkout keep the
+   package under ``python/edgeface`` while the models stay at the repository root).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import ModelError, ModelIntegrityError
+
+__all__ = [
+    "ENV_MODELS_DIR",
+    "InputSpec",
+    "Manifest",
+    "ModelSpec",
+    "default_model",
+    "get_model",
+    "list_models",
+    "load_manifest",
+    "models_dir",
+    "verify_model",
+]
+
+ENV_MODELS_DIR = "EDGEFACE_MODELS_DIR"
+MANIFEST_NAME = "manifest.json"
+SUPPORTED_SCHEMA = 1
+
+_PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+_SOURCE_TREE_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects as its (first) input, as recorded in the manifest.
+
+    ``shape`` has ``None`` for every dimension the model accepts at any size (the batch, or
+    H and W of a fully convolutional detector). ``size`` is the fixed ``(height, width)`` in
+    pixels, or ``None`` when the model takes images of any size.
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    layout: str
+    color: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        h_axis, w_axis = self.layout.index("H"), self.layout.index("W")
+        height, width = self.shape[h_axis], self.shape[w_axis]
+        if height is None or width is None:
+            return None
+        return (height, width)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry, validated. Immutable: the alignment template is a read-only array.
+
+    ``alignment`` is the landmark template (K x 2, pixels of the model input) when the manifest
+    gives one; ``alignment_params`` keeps the whole alignment record (e.g. a dlib chip's padding)
+    for aligners that are not template based. ``path`` is where the file should be; call
+    ``verify_model`` (``Runner`` does) before trusting its contents.
+    """
+
+    name: str
+    path: Path
+    sha256: str
+    role: str
+    precision: str
+    input: InputSpec
+    license: str | None
+    source: Mapping[str, Any] = field(compare=False)
+    alignment: np.ndarray | None = field(default=None, compare=False, repr=False)
+    alignment_params: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+    embedding_dim: int | None = None
+    thresholds: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False
+    )
+    size_bytes: int | None = None
+    # Models whose embeddings are interchangeable (fp32 and its INT8 quantization) share a space;
+    # galleries are bound to the space, not to one file.
+    embedding_space: str = ""
+
+
+def models_dir() -> Path:
+    """The folder holding ``manifest.json`` and the model files (see module docstring for the order)."""
+    override = os.environ.get(ENV_MODELS_DIR)
+    if override:
+        path = Path(override).expanduser()
+        if not (path / MANIFEST_NAME).is_file():
+            raise ModelError(
+                f"{ENV_MODELS_DIR}={override!r} does not contain a {MANIFEST_NAME}; point it at a "
+                f"folder with a manifest and its model files, or unset it to use the bundled models."
+            )
+        return path
+    for candidate in (_PACKAGE_MODELS, _SOURCE_TREE_MODELS):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    raise ModelError(
+        f"No model manifest found (looked in {_PACKAGE_MODELS} and {_SOURCE_TREE_MODELS}). "
+        f"The installation is incomplete: reinstall edgeface (pip install --force-reinstall edgeface), "
+        f"or set {ENV_MODELS_DIR} to a folder with a {MANIFEST_NAME}."
+    )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest: its path, the validated entries, and the default model per role."""
+
+    path: Path
+    models: Mapping[str, ModelSpec]
+    defaults: Mapping[str, str]
+
+
+# Parsed manifests keyed by path; the stat signature makes an edited manifest reload.
+_manifest_cache: dict[Path, tuple[tuple[int, int], Manifest]] = {}
+# Files whose hash matched, keyed by (path, mtime_ns, size, expected sha256): hashing the
+# embedder costs tens of milliseconds, which matters when pipelines are built repeatedly.
+_verified: set[tuple[str, int, int, str]] = set()
+_lock = threading.Lock()
+
+
+def load_manifest() -> Manifest:
+    """Read and validate the manifest of ``models_dir()``; cached until the file changes."""
+    path = models_dir() / MANIFEST_NAME
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(f"Cannot read the model manifest {path}: {exc}") from exc
+    signature = (stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        cached = _manifest_cache.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+    manifest = _parse_manifest(path)
+    with _lock:
+        _manifest_cache[path] = (signature, manifest)
+    return manifest
+
+
+def list_models() -> list[str]:
+    """Names of the models in the manifest, sorted."""
+    return sorted(load_manifest().models)
+
+
+def get_model(name: str) -> ModelSpec:
+    """The manifest entry called ``name``; ``ModelError`` listing the known names otherwise."""
+    manifest = load_manifest()
+    try:
+        return manifest.models[name]
+    except KeyError:
+        available = ", ".join(sorted(manifest.models)) or "(none)"
+        raise ModelError(
+            f"Unknown model {name!r}. Available models in {manifest.path}: {available}."
+        ) from None
+
+
+def default_model(role: str) -> ModelSpec:
+    """The model the manifest names as the default for ``role`` (e.g. "detector", "embedder")."""
+    manifest = load_manifest()
+    name = manifest.defaults.get(role)
+    if name is None:
+        roles = ", ".join(sorted(manifest.defaults)) or "(none)"
+        raise ModelError(f"No default model for role {role!r} in {manifest.path}; roles with a default: {roles}.")
+    return get_model(name)
+
+
+def verify_model(spec: ModelSpec) -> Path:
+    """Check that ``spec.path`` exists and has the manifest's sha256; return the path.
+
+    Hashes once per process per (path, mtime, size): a file replaced or edited after the check
+    gets a new signature and is hashed again on its next load.
+    """
+    path = spec.path
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(
+            f"Model {spec.name!r}: file {path} is missing or unreadable ({exc.strerror}). "
+            f"Reinstall edgeface (pip install --force-reinstall edgeface) to restore it."
+        ) from exc
+    key = (str(path), stat.st_mtime_ns, stat.st_size, spec.sha256)
+    with _lock:
+        if key in _verified:
+            return path
+    actual = _sha256_of(path)
+    if actual != spec.sha256:
+        raise ModelIntegrityError(
+            f"Model {spec.name!r}: file {path} does not match the manifest "
+            f"(expected sha256 {spec.sha256}, got {actual}; {stat.st_size} bytes"
+            + (f", expected {spec.size_bytes}" if spec.size_bytes is not None else "")
+            + "). The file is damaged or was replaced: reinstall edgeface "
+            "(pip install --force-reinstall edgeface), or if you changed the model on purpose, "
+            "update its sha256 in the manifest."
+        )
+    with _lock:
+        _verified.add(key)
+    return path
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ModelError(f"Cannot read model file {path}: {exc}") from exc
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- parsing
+
+
+def _parse_manifest(path: Path) -> Manifest:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(
+            f"The model manifest {path} is unreadable or not valid JSON ({exc}). "
+            f"Reinstall edgeface, or fix the file if you maintain it."
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"The model manifest {path} must be a JSON object.")
+    if raw.get("schema") != SUPPORTED_SCHEMA:
+        raise ModelError(
+            f"The model manifest {path} has schema {raw.get('schema')!r}; this edgeface reads schema "
+            f"{SUPPORTED_SCHEMA}. Use the edgeface version the models were packaged for."
+        )
+    entries = raw.get("models")
+    if not isinstance(entries, dict):
+        raise ModelError(f"The model manifest {path} has no 'models' object.")
+    folder = path.parent
+    models = {name: _parse_entry(path, folder, name, entry) for name, entry in entries.items()}
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
+        raise ModelError(f"The model manifest {path}: 'defaults' must map roles to model names.")
+    for role, name in defaults.items():
+        if name not in models:
+            raise ModelError(f"The model manifest {path}: default {role!r} names unknown model {name!r}.")
+    return Manifest(path, MappingProxyType(models), MappingProxyType(dict(defaults)))
+
+
+def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any) -> ModelSpec:
+    def bad(what: str) -> ModelError:
+        return ModelError(f"The model manifest {manifest}: entry {name!r} {what}.")
+
+    if not isinstance(entry, dict):
+        raise bad("is not an object")
+    for key in ("file", "sha256", "role", "precision", "input"):
+        if key not in entry:
+            raise bad(f"lacks the required field {key!r}")
+    file = entry["file"]
+    if not isinstance(file, str) or not file or Path(file).is_absolute() or ".." in Path(file).parts:
+        raise bad(f"has file {file!r}; it must be a relative path inside the models folder")
+    sha = entry["sha256"]
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise bad(f"has sha256 {sha!r}; expected 64 lowercase hex digits")
+    for key in ("role", "precision"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise bad(f"has an empty or non-string {key!r}")
+
+    embedding_dim = entry.get("embedding_dim")
+    if embedding_dim is not None and (not _is_int(embedding_dim) or embedding_dim <= 0):
+        raise bad(f"has embedding_dim {embedding_dim!r}; expected a positive integer")
+    thresholds = entry.get("thresholds", {})
+    if not isinstance(thresholds, dict) or not all(_is_number(v) for v in thresholds.values()):
+        raise bad("has 'thresholds' that are not a name -> number object")
+    source = entry.get("source", {})
+    if not isinstance(source, dict):
+        raise bad("has a 'source' that is not an object")
+    license_ = entry.get("license")
+    if license_ is not None and not isinstance(license_, str):
+        raise bad("has a non-string 'license'")
+    size_bytes = entry.get("bytes")
+    if size_bytes is not None and (not _is_int(size_bytes) or size_bytes < 0):
+        raise bad(f"has bytes {size_bytes!r}; expected a non-negative integer")
+    template, alignment_params = _parse_alignment(entry.get("alignment"), bad)
+
+    return ModelSpec(
+        name=name,
+        path=folder / file,
+        sha256=sha,
+        role=entry["role"],
+        precision=entry["precision"],
+        input=_parse_input(entry["input"], bad),
+        license=license_,
+        source=MappingProxyType(dict(source)),
+        alignment=template,
+        alignment_params=MappingProxyType(alignment_params),
+        embedding_dim=embedding_dim,
+        thresholds=MappingProxyType({k: float(v) for k, v in thresholds.items()}),
+        size_bytes=size_bytes,
+        embedding_space=str(entry.get("embedding_space") or name),
+    )
+
+
+def _parse_input(raw: Any, bad: Callable[[str], ModelError]) -> InputSpec:
+    if not isinstance(raw, dict):
+        raise bad("has an 'input' that is not an object")
+    shape_raw = raw.get("shape")
+    if not isinstance(shape_raw, list) or not shape_raw:
+        raise bad("has no input 'shape' list")
+    # Converters write dynamic dims as null, -1/0 or a symbolic name ("N", "height").
+    shape = tuple(d if _is_int(d) and d > 0 else None for d in shape_raw)
+    layout = raw.get("layout")
+    if not isinstance(layout, str) or len(layout) != len(shape) or "H" not in layout or "W" not in layout:
+        raise bad(f"has input layout {layout!r}; expected a string like 'NCHW' with one letter per dimension")
+    color = raw.get("color")
+    if not isinstance(color, str) or not color:
+        raise bad("has no input 'color' (e.g. 'RGB')")
+    normalize = raw.get("normalize")
+    if not isinstance(normalize, dict):
+        raise bad("has no input 'normalize' object with 'mean' and 'std'")
+    mean, std = normalize.get("mean"), normalize.get("std")
+    channels = shape[layout.index("C")] if "C" in layout else None
+    for label, values in (("mean", mean), ("std", std)):
+        if not isinstance(values, list) or not values or not all(_is_number(v) for v in values):
+            raise bad(f"has input normalize.{label} {values!r}; expected a list of numbers")
+        if len(values) not in (1, channels):
+            raise bad(f"has {len(values)} normalize.{label} values for {channels} channels")
+    if any(float(s) == 0.0 for s in std):
+        raise bad("has a zero in normalize.std")
+    return InputSpec(
+        name=str(raw.get("name", "")),
+        shape=shape,
+        layout=layout,
+        color=color,
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+    )
+
+
+def _parse_alignment(raw: Any, bad: Callable[[str], ModelError]) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Accept either a bare list of points or an object with an optional 'template' list."""
+    if raw is None:
+        return None, {}
+    if isinstance(raw, list):
+        points, params = raw, {"template": raw}
+    elif isinstance(raw, dict):
+        points, params = raw.get("template"), dict(raw)
+    else:
+        raise bad("has an 'alignment' that is neither a list of points nor an object")
+    if points is None:
+        return None, params
+    try:
+        template = np.asarray(points, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise bad("has an alignment template that is not a list of [x, y] points") from None
+    if template.ndim != 2 or template.shape[1] != 2 or template.shape[0] < 2 or not np.isfinite(template).all():
+        raise bad(f"has an alignment template of shape {template.shape}; expected K x 2 finite points, K >= 2")
+    template.setflags(write=False)
+    return template, params
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
