@@ -30,6 +30,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped files must be world-readable
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,1 @@
+"""Test-reference shim standing in for torchvision (see tools/reference_shims/README.md)."""

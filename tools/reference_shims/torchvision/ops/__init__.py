@@ -1,0 +1,1 @@
+"""Test-reference shim: only torchvision.ops.boxes.batched_nms (see tools/reference_shims/README.md)."""
