@@ -19,20 +19,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, cached_landmarks, read_tsv, require_data, write_json  # noqa: E402
+from common import REPO, RESULTS, centre_faces, read_tsv, require_data, write_json  # noqa: E402
 
 from edgeface.detection import Detector  # noqa: E402
 from edgeface.embedding import Embedder  # noqa: E402
 from edgeface.evaluation import best_accuracy_threshold, kfold_accuracy, roc_curve, tar_at_far, threshold_at_far  # noqa: E402
 from edgeface.image_io import read_image  # noqa: E402
-from edgeface.models import list_models  # noqa: E402
+from edgeface.models import get_model, list_models  # noqa: E402
 
 
-def embed_images(embedder: Embedder, landmarks: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+def embed_images(embedder: Embedder, faces: dict[str, tuple[np.ndarray, float] | None]) -> dict[str, np.ndarray]:
+    """Embedding of each image's centre face (images without a face are left out)."""
     out = {}
-    for path, marks in landmarks.items():
-        if marks is not None:
-            out[path] = embedder.embed(read_image(path), marks[None])[0]
+    for path, face in faces.items():
+        if face is not None:
+            out[path] = embedder.embed(read_image(path), face[0][None])[0]
     return out
 
 
@@ -58,11 +59,11 @@ def calibration_scores(vectors: dict[str, np.ndarray], person_of: dict[str, str]
     return sims[upper], (people[:, None] == people[None, :])[upper]
 
 
-def evaluate(name: str, backend: str, flip: bool, landmarks: dict, pairs: list, root: Path,
+def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root: Path,
              person_of: dict[str, str]) -> dict:
     embedder = Embedder(name, backend=backend, flip=flip)
     started = time.perf_counter()
-    vectors = embed_images(embedder, landmarks)
+    vectors = embed_images(embedder, faces)
     elapsed = time.perf_counter() - started
     embedder.close()
     scores = pair_scores(pairs, root, vectors)
@@ -75,7 +76,7 @@ def evaluate(name: str, backend: str, flip: bool, landmarks: dict, pairs: list, 
         "embedder": name, "backend": backend, "flip": flip,
         "accuracy_mean": kfold.mean, "accuracy_std": kfold.std, "fold_accuracies": kfold.fold_accuracies,
         "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2), "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
-        "faces_missing": sum(1 for v in landmarks.values() if v is None), "images": len(landmarks),
+        "faces_missing": sum(1 for v in faces.values() if v is None), "images": len(faces),
         "embed_seconds": elapsed,
         "thresholds": {
             "far_1e-2": threshold_at_far(cal_scores, cal_labels, 1e-2),
@@ -125,15 +126,15 @@ def main() -> None:
     person_of = {str(root / r["path"]): r["person"] for r in read_tsv(root / "identities.tsv")}
     paths = sorted({str(root / p[k]) for p in pairs for k in ("path1", "path2")})
     detector = Detector()
-    landmarks = cached_landmarks(paths, detector, "mtcnn")
+    faces = centre_faces(paths, detector, "mtcnn")
     detector.close()
 
-    names = args.embedders.split(",") if args.embedders else [m.name for m in list_models() if m.role == "embedder"]
+    names = args.embedders.split(",") if args.embedders else [n for n in list_models() if get_model(n).role == "embedder"]
     results = []
     for name in names:
         for backend in args.backends.split(","):
             for flip in ([False, True] if args.flip else [False]):
-                r = evaluate(name, backend, flip, landmarks, pairs, root, person_of)
+                r = evaluate(name, backend, flip, faces, pairs, root, person_of)
                 results.append(r)
                 print(f"{name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
                       f"{100 * r['accuracy_std']:.2f} %  TAR@1e-3 {100 * r['tar_at_far_1e-3']:.2f} %  "

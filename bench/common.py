@@ -39,31 +39,35 @@ def nearest_to_centre(boxes: np.ndarray, height: int, width: int) -> int:
     return int(np.argmin(np.sum((centres - [width / 2, height / 2]) ** 2, axis=1)))
 
 
-def cached_landmarks(paths: Iterable[Path], detector: Any, tag: str) -> dict[str, Optional[np.ndarray]]:
-    """Landmarks (5×2) of the centre-most face of each image, or None when no face is found.
+def centre_faces(paths: Iterable[Path], detector: Any, tag: str) -> dict[str, Optional[tuple[np.ndarray, float]]]:
+    """Landmarks (5×2) and enrollment quality of the centre-most face of each image (None: no face).
 
     Cached in bench/results/cache by detector tag and the list of paths, since every embedder
     evaluation over the same images needs the same landmarks.
     """
+    from edgeface.gallery import enrollment_quality
     from edgeface.image_io import read_image
     paths = sorted(set(Path(p) for p in paths))
     key = hashlib.sha1(("\n".join(map(str, paths)) + tag).encode()).hexdigest()[:16]
-    cache = CACHE / f"landmarks-{tag}-{key}.npz"
+    cache = CACHE / f"faces-{tag}-{key}.npz"
     if cache.exists():
         stored = np.load(cache)
-        found = stored["found"]
-        return {str(p): (stored["landmarks"][i] if found[i] else None) for i, p in enumerate(paths)}
-    marks = np.zeros((len(paths), 5, 2), np.float32)
-    found = np.zeros(len(paths), bool)
-    for i, path in enumerate(paths):
-        image = read_image(path)
-        dets = detector.detect(image)
-        if len(dets):
-            j = nearest_to_centre(dets.boxes, *image.shape[:2])
-            marks[i], found[i] = dets.landmarks[j], True
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, landmarks=marks, found=found)
-    return {str(p): (marks[i] if found[i] else None) for i, p in enumerate(paths)}
+        marks, quality, found = stored["landmarks"], stored["quality"], stored["found"]
+    else:
+        marks = np.zeros((len(paths), 5, 2), np.float32)
+        quality = np.zeros(len(paths), np.float32)
+        found = np.zeros(len(paths), bool)
+        for i, path in enumerate(paths):
+            image = read_image(path)
+            dets = detector.detect(image)
+            if len(dets):
+                j = nearest_to_centre(dets.boxes, *image.shape[:2])
+                face = dets[j]
+                marks[i], found[i] = dets.landmarks[j], True
+                quality[i] = enrollment_quality(face.score, face.width, face.height)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, landmarks=marks, quality=quality, found=found)
+    return {str(p): ((marks[i], float(quality[i])) if found[i] else None) for i, p in enumerate(paths)}
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
@@ -73,3 +77,16 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, out)
     return out
+
+
+def median_ms(fn: Any, runs: int = 20, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after warm-up calls."""
+    import time
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))

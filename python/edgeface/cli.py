@@ -129,13 +129,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
         return run_images(analyzer, expand_images(args.images), args, "identify")
 
 
-def quality_of(face: Any) -> float:
-    """Enrollment weight: confident detections of faces at least embedder-sized count fully."""
-    return float(face.score) * min(1.0, min(face.width, face.height) / 100.0)
-
-
 def enroll_person(analyzer: Any, name: str, paths: list[Path]) -> tuple[int, list[str]]:
     """Embed the largest face of each photo and enroll them all in one transaction."""
+    from .gallery import enrollment_quality
     vectors, qualities, sources, problems = [], [], [], []
     for path in progress(paths, f"enroll {name}"):
         try:
@@ -147,7 +143,7 @@ def enroll_person(analyzer: Any, name: str, paths: list[Path]) -> tuple[int, lis
             problems.append(f"{path}: no face found")
             continue
         vectors.append(vector)
-        qualities.append(quality_of(face))
+        qualities.append(enrollment_quality(face.score, face.width, face.height))
         sources.append(str(path))
     if vectors:
         import numpy as np
@@ -241,14 +237,14 @@ def usage_error(message: str) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
-    from .models import list_models, default_model
+    from .models import default_model, get_model, list_models
     from .runtime import physical_cores, resolve_backend
     info: dict[str, Any] = {
         "edgeface": __version__, "numpy": np.__version__, "backend": resolve_backend(args.backend),
         "physical_cores": physical_cores(),
         "defaults": {role: default_model(role).name for role in ("embedder",)},
         "models": [{"name": m.name, "role": m.role, "precision": m.precision, "license": m.license}
-                   for m in list_models()],
+                   for m in map(get_model, list_models())],
     }
     for module in ("onnxruntime", "openvino", "cv2"):
         try:

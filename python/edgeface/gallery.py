@@ -74,6 +74,12 @@ class Identity:
         return self.name is not None
 
 
+def enrollment_quality(score: float, width: float, height: float) -> float:
+    """Weight of a photo in "quality" fusion: a confident detection of a face at least ~100 px
+    (the embedders' input size) counts fully; smaller faces count in proportion to their size."""
+    return float(score) * min(1.0, min(width, height) / 100.0)
+
+
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgumentError(f"a person's name must be a non-empty string, got {name!r}")
