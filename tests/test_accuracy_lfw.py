@@ -1,6 +1,6 @@
 """A real accuracy check on LFW pairs (../shared/data/lfw; skipped where that data is absent).
 
-The full protocol runs in bench/accuracy_lfw.py; here 600 pairs (first 120 of each fold) keep CI short.
+The full protocol runs in bench/accuracy_lfw.py; here 600 pairs (60 same + 60 different of each fold) keep CI short.
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def test_default_embedder_on_lfw_pairs(analyzer):
     root = shared_data("lfw")
     with open(root / "pairs.tsv", newline="") as f:
         pairs = [r for r in csv.DictReader(f, delimiter="\t")]
-    pairs = [p for fold in sorted({p["fold"] for p in pairs}) for p in [q for q in pairs if q["fold"] == fold][:120]]
+    # 60 same and 60 different pairs of each fold (the list holds each fold's same pairs first).
+    pairs = [p for fold in sorted({p["fold"] for p in pairs}) for same in "10"
+             for p in [q for q in pairs if q["fold"] == fold and q["same"] == same][:60]]
     cache: dict[str, np.ndarray | None] = {}
 
     def vector(rel: str):
