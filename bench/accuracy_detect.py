@@ -36,20 +36,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def load_ground_truth() -> dict[str, dict[str, list]]:
     """path → {"boxes": x1y1x2y2, "ignore": bool, "difficulty": set of easy/medium/hard}."""
     truth: dict[str, dict[str, list]] = {}
-    wider = require_data("detection/wider")
-    for r in read_tsv(wider / "boxes.tsv"):
-        g = truth.setdefault(str(wider / r["path"]), {"boxes": [], "ignore": [], "levels": []})
+    wider, voc = require_data("detection/wider"), require_data("detection/dlib_voc")
+    sources = [(wider, r, r["invalid"] == "1", {l for l in ("easy", "medium", "hard") if r[l] == "1"})
+               for r in read_tsv(wider / "boxes.tsv")]
+    sources += [(voc, r, r["ignore"] == "1", {"voc"}) for r in read_tsv(voc / "boxes.tsv")]
+    for root, r, ignored, levels in sources:
+        g = truth.setdefault(str(root / r["path"]), {"boxes": [], "ignore": [], "levels": []})
         x, y, w, h = (float(r[k]) for k in "xywh")
         g["boxes"].append([x, y, x + w, y + h])
-        g["ignore"].append(r["invalid"] == "1")
-        g["levels"].append({lvl for lvl in ("easy", "medium", "hard") if r[lvl] == "1"})
-    voc = require_data("detection/dlib_voc")
-    for r in read_tsv(voc / "boxes.tsv"):
-        g = truth.setdefault(str(voc / r["path"]), {"boxes": [], "ignore": [], "levels": []})
-        x, y, w, h = (float(r[k]) for k in "xywh")
-        g["boxes"].append([x, y, x + w, y + h])
-        g["ignore"].append(r["ignore"] == "1")
-        g["levels"].append({"voc"})
+        g["ignore"].append(ignored)
+        g["levels"].append(levels)
     return truth
 
 
