@@ -2,8 +2,8 @@
 and dlib's PASCAL VOC faces; edgeface and the peer detectors on the same images in one run.
 
 Per detector: recall at IoU 0.5 per difficulty, average precision (all valid faces), false positives
-per image (detections matching no face, ignored/invalid boxes excepted); for edgeface also the
-5-landmark error against dlib's 68-point annotations (eye centres = mean of the eye contours,
+per image (detections matching no face, ignored/invalid boxes excepted); for the detectors that
+give 5 landmarks (edgeface, facenet-pytorch MTCNN) also the 5-landmark error against dlib's 68-point annotations (eye centres = mean of the eye contours,
 nose tip = point 30, mouth corners = 48/54), normalised by the inter-ocular distance.
 The 4-image WIDER subset is a sanity check for small crowded faces, not the official benchmark.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import read_tsv, require_data, write_json  # noqa: E402
+from common import publish, read_tsv, require_data  # noqa: E402
 from peer_runs import DETECTORS, run_peer  # noqa: E402
 
 from edgeface.detection import Detector  # noqa: E402
@@ -126,20 +126,24 @@ def main() -> None:
     results[f"edgeface (min face {args.min_face:g})"] = {**evaluate(truth, ours), "landmarks": landmark_error(with_marks)}
     if not args.no_peers:
         for peer in DETECTORS:
-            run = run_peer("detect", peer, [Path(p) for p in paths])
+            run = run_peer("detect", peer, [Path(p) for p in paths], cache=True)
             if run is None:
                 break
-            dets = {}
+            dets, marks = {}, {}
             for im in run["images"]:
                 boxes = np.array(im["boxes"], np.float64).reshape(-1, 4)
                 scores = np.array([1.0] * len(boxes) if im.get("scores") is None else im["scores"], np.float64)
                 dets[im["path"]] = (boxes, scores)
-            results[peer] = evaluate(truth, dets)
+                if im.get("landmarks") is not None:
+                    marks[im["path"]] = (boxes, scores, np.array(im["landmarks"], np.float64).reshape(-1, 5, 2))
+            results[peer] = {**evaluate(truth, dets), "versions": run["versions"], "settings": run["settings"]}
+            if marks:
+                results[peer]["landmarks"] = landmark_error(marks)
     for name, r in results.items():
         recall = "  ".join(f"{k} {100 * v:.1f} %" for k, v in r["recall"].items())
         extra = f"  landmarks NME {100 * r['landmarks']['mean_nme']:.2f} %" if "landmarks" in r else ""
         print(f"{name:28s} recall: {recall}  AP {100 * r['ap']:.1f} %  FP/img {r['false_positives_per_image']:.2f}{extra}")
-    write_json("accuracy_detect.json", results)
+    publish("accuracy_detect.json", {"min_face": args.min_face, "results": results})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import centre_faces, read_tsv, require_data, write_json  # noqa: E402
+from common import PUBLISHED, centre_faces, publish, read_tsv, require_data  # noqa: E402
 
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
 from edgeface.gallery import FUSIONS, Gallery  # noqa: E402
@@ -58,7 +58,7 @@ def small_set(analyzer: FaceAnalyzer, tmp: Path) -> dict:
         multi.append({"path": row["path"], "expected": sorted(row["persons_present"].split(";")), "named": names,
                       "faces": len(result)})
     gallery.close()
-    return {"counts": counts, "multi_face": multi}
+    return {"threshold": analyzer.threshold, "counts": counts, "multi_face": multi}
 
 
 def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
@@ -95,6 +95,11 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
         known = np.array([t is not None for t in truth])
         row = {"people": len(gallery), "known_probes": int(known.sum()), "strangers": int((~known).sum()),
                "rank1_closed_set": float(np.mean(best_name[known] == truth_arr[known]))}
+        sweep = np.linspace(0.80, 0.98, 73)
+        row["sweep"] = {"threshold": sweep.tolist(),
+                        "top1_known": [float(np.mean((best_name[known] == truth_arr[known]) & (best_score[known] >= t)))
+                                       for t in sweep],
+                        "false_accept_strangers": [float(np.mean(best_score[~known] >= t)) for t in sweep]}
         for op in THRESHOLDS:
             t = threshold_for(spec, op)
             row[op] = {"threshold": t,
@@ -103,6 +108,33 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
         results[fusion] = row
         gallery.close()
     return results
+
+
+def plot(lfw: dict, out: Path) -> None:
+    """Top-1 rate of known probes against false-accept rate of strangers, sweeping the threshold."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for enroll, fusions in lfw.items():
+        for fusion, r in fusions.items():
+            ax.plot(np.maximum(r["sweep"]["false_accept_strangers"], 1e-4), r["sweep"]["top1_known"],
+                    label=f"enroll {enroll}, fusion {fusion}")
+            for op in THRESHOLDS:
+                ax.plot(max(r[op]["false_accept_strangers"], 1e-4), r[op]["top1_known"], "k.", ms=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("strangers accepted as someone (threshold sweep; dots: far_1e-2/3/4)")
+    ax.set_ylabel("known probes named right")
+    ax.set_title("LFW open-set identification")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
 
 
 def main() -> None:
@@ -125,7 +157,8 @@ def main() -> None:
                                 for op in THRESHOLDS)
                 print(f"LFW enroll {n} fusion {fusion:8s} people {r['people']} probes {r['known_probes']} "
                       f"strangers {r['strangers']} rank1 {100 * r['rank1_closed_set']:.2f} %  {ops}", flush=True)
-    write_json("accuracy_identify.json", out)
+    plot(out["lfw"], PUBLISHED / "identify_lfw.png")
+    publish("accuracy_identify.json", out)
 
 
 if __name__ == "__main__":

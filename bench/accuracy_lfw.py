@@ -1,12 +1,17 @@
-"""LFW verification accuracy of every shipped embedder (fp32/INT8, each backend), MTCNN landmarks.
+"""LFW verification accuracy of every shipped embedder (fp32/INT8, each backend) and of the peers.
 
 Protocol (../shared/data/lfw, folds 1-5 of the 6,000-pair list): 5-fold accuracy with the threshold
 picked on the other four folds, mean ± std; TAR at FAR 1e-2/1e-3 over the 3,000 pairs. A pair whose
 face was not found counts as an error. Thresholds for the manifest are calibrated on many more
 impostor pairs: every cross-identity pair among the embedded images (millions), so FAR 1e-4 is resolved.
 
-    python bench/accuracy_lfw.py                      # all embedders, onnxruntime
-    python bench/accuracy_lfw.py --backends onnxruntime,openvino --flip
+The peer is face_recognition (dlib HOG detector + its 5-point alignment + dlib ResNet), run by
+bench/peers as its README says; its score is minus the euclidean distance, and it is also reported at
+its README tolerance 0.6. facenet-pytorch is not an embedder peer here: its InceptionResnetV1 weights
+are downloaded at run time from GitHub, which this machine cannot reach.
+
+    python bench/accuracy_lfw.py --backends onnxruntime,openvino   # all embedders, both backends, peers
+    python bench/accuracy_lfw.py --embedders dlib_resnet_v1 --flip --no-peers
     python bench/accuracy_lfw.py --write-thresholds   # store calibrated thresholds in models/manifest.json
 """
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, centre_faces, read_tsv, require_data, write_json  # noqa: E402
+from common import PUBLISHED, REPO, centre_faces, publish, read_tsv, require_data  # noqa: E402
+from peer_runs import run_peer  # noqa: E402
 
 from edgeface.detection import Detector  # noqa: E402
 from edgeface.embedding import Embedder  # noqa: E402
@@ -59,6 +65,20 @@ def calibration_scores(vectors: dict[str, np.ndarray], person_of: dict[str, str]
     return sims[upper], (people[:, None] == people[None, :])[upper]
 
 
+def verification_metrics(scores: np.ndarray, pairs: list[dict[str, str]]) -> dict:
+    """The LFW protocol figures for one set of pair scores (higher = more alike)."""
+    labels = np.array([p["same"] == "1" for p in pairs])
+    folds = np.array([int(p["fold"]) for p in pairs])
+    kfold = kfold_accuracy(scores, labels, folds)
+    far, tar = roc_curve(scores, labels)
+    step = max(1, len(far) // 400)
+    return {
+        "accuracy_mean": kfold.mean, "accuracy_std": kfold.std, "fold_accuracies": kfold.fold_accuracies,
+        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2), "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
+        "roc": {"far": far[::step].tolist(), "tar": tar[::step].tolist()},
+    }
+
+
 def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root: Path,
              person_of: dict[str, str]) -> dict:
     embedder = Embedder(name, backend=backend, flip=flip)
@@ -68,14 +88,10 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
     embedder.close()
     scores = pair_scores(pairs, root, vectors)
     labels = np.array([p["same"] == "1" for p in pairs])
-    folds = np.array([int(p["fold"]) for p in pairs])
-    kfold = kfold_accuracy(scores, labels, folds)
     cal_scores, cal_labels = calibration_scores(vectors, person_of)
-    far, tar = roc_curve(scores, labels)
     return {
-        "embedder": name, "backend": backend, "flip": flip,
-        "accuracy_mean": kfold.mean, "accuracy_std": kfold.std, "fold_accuracies": kfold.fold_accuracies,
-        "tar_at_far_1e-2": tar_at_far(scores, labels, 1e-2), "tar_at_far_1e-3": tar_at_far(scores, labels, 1e-3),
+        "name": f"edgeface {name}", "embedder": name, "backend": backend, "flip": flip,
+        **verification_metrics(scores, pairs),
         "faces_missing": sum(1 for v in faces.values() if v is None), "images": len(faces),
         "embed_seconds": elapsed,
         "thresholds": {
@@ -87,7 +103,31 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
         "thresholds_calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
                             f"{int((~cal_labels).sum())} impostor and {int(cal_labels.sum())} genuine pairs; "
                             "best_accuracy over the 3,000 protocol pairs; MTCNN landmarks"),
-        "roc": {"far": far[:: max(1, len(far) // 400)].tolist(), "tar": tar[:: max(1, len(tar) // 400)].tolist()},
+    }
+
+
+def evaluate_peer(paths: list[str], pairs: list, root: Path) -> dict | None:
+    """face_recognition on the same images: its own detector, alignment and encoder."""
+    run = run_peer("embed", "face_recognition", [Path(p) for p in paths], cache=True)
+    if run is None:
+        return None
+    vectors = {im["path"]: np.array(im["encoding"]) for im in run["images"] if im["encoding"] is not None}
+    scores = np.empty(len(pairs))
+    for i, p in enumerate(pairs):
+        a, b = vectors.get(str(root / p["path1"])), vectors.get(str(root / p["path2"]))
+        if a is None or b is None:
+            scores[i] = -np.inf if p["same"] == "1" else np.inf
+        else:
+            scores[i] = -float(np.linalg.norm(a - b))
+    labels = np.array([p["same"] == "1" for p in pairs])
+    tolerance = run["tolerance"]
+    return {
+        "name": "face_recognition (peer)", "embedder": "face_recognition", "backend": "dlib", "flip": False,
+        **verification_metrics(scores, pairs),
+        "accuracy_at_readme_tolerance": float(np.mean((scores >= -tolerance) == labels)),
+        "readme_tolerance": tolerance,
+        "faces_missing": len(paths) - len(vectors), "images": len(paths),
+        "versions": run["versions"], "settings": run["settings"],
     }
 
 
@@ -102,14 +142,15 @@ def plot_roc(results: list[dict], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for r in results:
         ax.plot(np.maximum(r["roc"]["far"], 1e-4), r["roc"]["tar"],
-                label=f"{r['embedder']} {r['backend']}{' flip' if r['flip'] else ''} ({100 * r['accuracy_mean']:.2f} %)")
+                label=f"{r['name']} {r['backend']}{' flip' if r['flip'] else ''} ({100 * r['accuracy_mean']:.2f} %)")
     ax.set_xscale("log")
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
-    ax.set_title("LFW folds 1-5 (150x150 copies), MTCNN alignment")
+    ax.set_title("LFW verification, folds 1-5 (3,000 pairs)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
 
 
@@ -119,6 +160,7 @@ def main() -> None:
     parser.add_argument("--backends", default="onnxruntime")
     parser.add_argument("--flip", action="store_true", help="also evaluate flip test-time augmentation")
     parser.add_argument("--write-thresholds", action="store_true")
+    parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
 
     root = require_data("lfw")
@@ -140,8 +182,17 @@ def main() -> None:
                       f"{100 * r['accuracy_std']:.2f} %  TAR@1e-3 {100 * r['tar_at_far_1e-3']:.2f} %  "
                       f"TAR@1e-2 {100 * r['tar_at_far_1e-2']:.2f} %  missing {r['faces_missing']}/{r['images']}  "
                       f"thr@1e-3 {r['thresholds']['far_1e-3']:.4f}", flush=True)
-    write_json("accuracy_lfw.json", {"results": results})
-    plot_roc(results, RESULTS / "roc_lfw.png")
+    if not args.no_peers:
+        peer = evaluate_peer(paths, pairs, root)
+        if peer is not None:
+            results.append(peer)
+            print(f"{'face_recognition (peer)':37s} acc {100 * peer['accuracy_mean']:.2f} ± {100 * peer['accuracy_std']:.2f} %  "
+                  f"TAR@1e-3 {100 * peer['tar_at_far_1e-3']:.2f} %  TAR@1e-2 {100 * peer['tar_at_far_1e-2']:.2f} %  "
+                  f"missing {peer['faces_missing']}/{peer['images']}  at tolerance 0.6: "
+                  f"{100 * peer['accuracy_at_readme_tolerance']:.2f} %", flush=True)
+    plot_roc(results, PUBLISHED / "roc_lfw.png")
+    publish("accuracy_lfw.json", {"protocol": "LFW folds 1-5 (3,000 pairs), threshold from the other 4 folds; "
+                                  "missing faces count as errors", "results": results})
     if args.write_thresholds:
         sys.path.insert(0, str(REPO / "tools"))
         from manifest_tools import load_manifest, write_atomic  # the one manifest writer

@@ -10,29 +10,20 @@ edgeface is faster).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edgeface import _core
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_ms, publish  # noqa: E402
+
+from edgeface import _core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                      [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
-
-
-def median_ms(fn, runs):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000.0 * statistics.median(times)
 
 
 def load(path, h, w):
@@ -206,6 +197,10 @@ def main():
     for kernel, inp, ours, peer_name, peer in rows:
         print(f"| {kernel:<12} | {inp:<24} | {ours:11.3f} | {peer_name:<42} | {peer:9.3f} | "
               f"{peer / ours:5.1f}x |")
+    if not only:
+        publish("bench_core.json", {"runs": runs, "threads": 1, "rows": [
+            {"kernel": k, "input": i, "edgeface_ms": o, "peer": n, "peer_ms": p, "speedup": p / o}
+            for k, i, o, n, p in rows]})
 
 
 if __name__ == "__main__":

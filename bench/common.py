@@ -12,8 +12,8 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-CACHE = RESULTS / "cache"
+CACHE = REPO / "bench" / "results" / "cache"  # git-ignored: reusable intermediate results
+PUBLISHED = REPO / "docs" / "benchmarks"  # committed: the results docs/benchmarks.md is made from
 
 
 def data_root() -> Path:
@@ -70,13 +70,46 @@ def centre_faces(paths: Iterable[Path], detector: Any, tag: str) -> dict[str, Op
     return {str(p): ((marks[i], float(quality[i])) if found[i] else None) for i, p in enumerate(paths)}
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / name
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, out)
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, memory, OS, library versions, commit."""
+    import importlib.metadata as md
+    import platform
+    import subprocess
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    versions = {}
+    for dist in ("edgeface", "numpy", "onnxruntime", "openvino", "opencv-python-headless"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
+            "os": platform.platform(), "python": platform.python_version(), "versions": versions,
+            "commit": commit}
+
+
+def publish(name: str, payload: dict[str, Any]) -> Path:
+    """Store one benchmark's results in docs/benchmarks/ (with the machine and the command that
+    produced them) and regenerate docs/benchmarks.md from every stored result."""
+    import time
+    from report import render
+    record = {"command": "python " + " ".join(["bench/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), **payload}
+    out = write_json_atomic(PUBLISHED / name, record)
+    print(f"results: {out.relative_to(REPO)}; report: {render().relative_to(REPO)}")
     return out
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def median_ms(fn: Any, runs: int = 20, warmup: int = 3) -> float:

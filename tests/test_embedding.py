@@ -76,3 +76,11 @@ def test_bad_crops(embedder):
     assert embedder.embed_aligned(np.zeros((0, *embedder.spec.input.size, 3), np.uint8)).shape == (0, embedder.dim)
     with pytest.raises(edgeface.InvalidArgumentError):
         align(np.zeros((50, 50, 3), np.uint8), np.zeros((1, 4, 2), np.float32), embedder.spec)
+
+
+def test_embedder_as_context_manager_releases_its_session(astronaut, faces):
+    from edgeface.errors import BackendError
+    with Embedder(threads=1) as e:
+        assert e.embed(astronaut, faces).shape == (1, e.dim)
+    with pytest.raises(BackendError, match="closed"):
+        e.embed(astronaut, faces)

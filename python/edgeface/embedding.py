@@ -41,6 +41,12 @@ class Embedder:
     def close(self) -> None:
         self.runner.close()
 
+    def __enter__(self) -> "Embedder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _to_tensor(self, crops: np.ndarray, color: str) -> np.ndarray:
         rgb = crops[..., ::-1] if (color == "bgr") != (self.spec.input.color.lower() == "bgr") else crops
         x = (rgb.astype(np.float32) - self._mean) * self._inv_std

@@ -1,7 +1,7 @@
 """Verification metrics on labeled pairs: thresholds at a false-accept rate, k-fold accuracy, TAR@FAR.
 
-Used by the benchmarks and by ``tools/calibrate_thresholds.py``; also handy for calibrating on your
-own data. Scores are similarities (higher = more alike); labels are 1 for same person, 0 otherwise.
+Used by the benchmarks (``bench/accuracy_lfw.py --write-thresholds`` calibrates the manifest); also
+handy for calibrating on your own data. Scores are similarities (higher = more alike); labels are 1 for same person, 0 otherwise.
 """
 from __future__ import annotations
 

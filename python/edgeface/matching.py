@@ -1,6 +1,6 @@
 """Comparing embeddings: cosine similarity, and 1:1 verification at a calibrated threshold.
 
-Thresholds are calibrated per model on LFW (``tools/calibrate_thresholds.py``) and stored in the
+Thresholds are calibrated per model on LFW (``bench/accuracy_lfw.py --write-thresholds``) and stored in the
 manifest: users choose an operating point by false-accept rate, not by a raw number.
 """
 from __future__ import annotations
