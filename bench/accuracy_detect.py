@@ -51,7 +51,7 @@ def load_ground_truth() -> dict[str, dict[str, list]]:
 
 def evaluate(truth: dict, detections: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     """Greedy matching by score at IoU 0.5, per image; then recall per level, AP, FP per image."""
-    records, n_valid, per_level, found_level, fp = [], 0, {}, {}, 0
+    records, n_valid, found_all, per_level, found_level, fp = [], 0, 0, {}, {}, 0
     for path, g in truth.items():
         gt = np.array(g["boxes"], np.float64)
         ignore = np.array(g["ignore"])
@@ -71,6 +71,7 @@ def evaluate(truth: dict, detections: dict[str, tuple[np.ndarray, np.ndarray]]) 
             if not ignore[j]:
                 records.append((scores[i], True))
         n_valid += int((~ignore).sum())
+        found_all += int((taken & ~ignore).sum())
         for j, levels in enumerate(g["levels"]):
             if ignore[j]:
                 continue
@@ -86,6 +87,9 @@ def evaluate(truth: dict, detections: dict[str, tuple[np.ndarray, np.ndarray]]) 
     envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
     ap = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope)) if len(recall) else 0.0
     return {"recall": {lvl: found_level[lvl] / per_level[lvl] for lvl in sorted(per_level)},
+            "found": {lvl: found_level[lvl] for lvl in sorted(per_level)},
+            "total": {lvl: per_level[lvl] for lvl in sorted(per_level)},
+            "recall_all": found_all / max(n_valid, 1),
             "ap": ap, "false_positives_per_image": fp / len(truth), "faces": n_valid, "images": len(truth)}
 
 
@@ -140,7 +144,7 @@ def main() -> None:
             if marks:
                 results[peer]["landmarks"] = landmark_error(marks)
     for name, r in results.items():
-        recall = "  ".join(f"{k} {100 * v:.1f} %" for k, v in r["recall"].items())
+        recall = "  ".join(f"{k} {100 * v:.1f} %" for k, v in r["recall"].items()) + f"  all {100 * r['recall_all']:.1f} %"
         extra = f"  landmarks NME {100 * r['landmarks']['mean_nme']:.2f} %" if "landmarks" in r else ""
         print(f"{name:28s} recall: {recall}  AP {100 * r['ap']:.1f} %  FP/img {r['false_positives_per_image']:.2f}{extra}")
     publish("accuracy_detect.json", {"min_face": args.min_face, "results": results})

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PUBLISHED, centre_faces, publish, read_tsv, require_data  # noqa: E402
+from common import PUBLISHED, centre_faces, log_x_plot, publish, read_tsv, require_data  # noqa: E402
 
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
 from edgeface.gallery import FUSIONS, Gallery  # noqa: E402
@@ -112,29 +112,12 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
 
 def plot(lfw: dict, out: Path) -> None:
     """Top-1 rate of known probes against false-accept rate of strangers, sweeping the threshold."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot (pip install '.[bench]')")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for enroll, fusions in lfw.items():
-        for fusion, r in fusions.items():
-            ax.plot(np.maximum(r["sweep"]["false_accept_strangers"], 1e-4), r["sweep"]["top1_known"],
-                    label=f"enroll {enroll}, fusion {fusion}")
-            for op in THRESHOLDS:
-                ax.plot(max(r[op]["false_accept_strangers"], 1e-4), r[op]["top1_known"], "k.", ms=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("strangers accepted as someone (threshold sweep; dots: far_1e-2/3/4)")
-    ax.set_ylabel("known probes named right")
-    ax.set_title("LFW open-set identification")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    curves = [(r["sweep"]["false_accept_strangers"], r["sweep"]["top1_known"], f"enroll {enroll}, fusion {fusion}")
+              for enroll, fusions in lfw.items() for fusion, r in fusions.items()]
+    points = [(r[op]["false_accept_strangers"], r[op]["top1_known"])
+              for fusions in lfw.values() for r in fusions.values() for op in THRESHOLDS]
+    log_x_plot(out, curves, "LFW open-set identification",
+               "strangers accepted as someone (threshold sweep; dots: far_1e-2/3/4)", "known probes named right", points)
 
 
 def main() -> None:

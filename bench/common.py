@@ -112,6 +112,33 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
     return path
 
 
+def log_x_plot(out: Path, curves: list[tuple[Any, Any, str]], title: str, xlabel: str, ylabel: str,
+               points: Iterable[tuple[float, float]] = ()) -> None:
+    """Curves (x, y, label) on a log x axis (x clipped at 1e-4) saved as a PNG; skipped without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib not installed: no {out.name} (pip install '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for x, y, label in curves:
+        ax.plot(np.maximum(x, 1e-4), y, label=label)
+    for x, y in points:
+        ax.plot(max(x, 1e-4), y, "k.", ms=4)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def median_ms(fn: Any, runs: int = 20, warmup: int = 3) -> float:
     """Median wall time of ``fn()`` in milliseconds, after warm-up calls."""
     import time

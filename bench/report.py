@@ -42,12 +42,16 @@ def provenance(r: dict) -> str:
 # ---- sections -------------------------------------------------------------------------------
 
 
+def tar_cell(tar: float | None) -> str:
+    return "unreachable*" if tar is None else pct(tar)
+
+
 def section_lfw(r: dict) -> str:
     rows = []
     for x in r["results"]:
         rows.append([x["name"], x["backend"], "yes" if x["flip"] else "no",
                      f"{100 * x['accuracy_mean']:.2f} ± {100 * x['accuracy_std']:.2f} %",
-                     pct(x["tar_at_far_1e-2"]), pct(x["tar_at_far_1e-3"]),
+                     tar_cell(x["tar_at_far_1e-2"]), tar_cell(x["tar_at_far_1e-3"]),
                      f"{x['faces_missing']} / {x['images']}"])
     peers = [x for x in r["results"] if "accuracy_at_readme_tolerance" in x]
     extra = "".join(f"\n{x['name']} at its README tolerance {x['readme_tolerance']} (no threshold tuning): "
@@ -60,6 +64,10 @@ euclidean distance. {provenance(r)}
 
 {table(["model", "backend", "flip TTA", "accuracy (5-fold)", "TAR @ FAR 1e-2", "TAR @ FAR 1e-3", "images without a face"], rows)}
 {extra}
+\* Pairs whose image has no detected face count as errors, so an impostor pair with a missing face
+is always accepted; when there are more of those than the FAR allows (1.5 of 1,500 impostor pairs at
+1e-3), no threshold reaches that FAR.
+
 ![LFW ROC](benchmarks/roc_lfw.png)
 """
 
@@ -69,10 +77,12 @@ def section_detect(r: dict) -> str:
     rows = []
     for name, x in r["results"].items():
         marks = x.get("landmarks")
-        rows.append([PEER_NAMES.get(name, name), *(pct(x["recall"].get(lvl, float("nan")), 1) for lvl in levels),
-                     pct(x["ap"], 1), f"{x['false_positives_per_image']:.2f}",
+        rows.append([PEER_NAMES.get(name, name),
+                     *(f"{pct(x['recall'][lvl], 1)} ({x['found'][lvl]}/{x['total'][lvl]})" for lvl in levels),
+                     f"**{pct(x['recall_all'], 1)}**", pct(x["ap"], 1), f"{x['false_positives_per_image']:.2f}",
                      f"{100 * marks['mean_nme']:.2f} % ({marks['faces']} faces)" if marks else "n/a"])
     first = next(iter(r["results"].values()))
+    ours = next(v for k, v in r["results"].items() if k.startswith("edgeface"))
     return f"""## Detection
 
 `../shared/data/detection`: {first['images']} images, {first['faces']} valid faces (WIDER FACE val
@@ -83,7 +93,9 @@ inter-ocular distance, for detectors that give landmarks. Peers run with the set
 show (facenet MTCNN min face 20; HOG upsample 1; Haar scaleFactor 1.1, minNeighbors 5, minSize 20).
 dlib HOG and Haar give no scores, so their AP is that of one operating point. {provenance(r)}
 
-{table(["detector", "recall easy", "recall medium", "recall hard", "recall VOC", "AP", "FP / image", "landmark NME"], rows)}
+{table(["detector", "recall easy", "recall medium", "recall hard", "recall VOC", "recall, all faces", "AP", "FP / image", "landmark NME"], rows)}
+
+WIDER's flags are cumulative (hard ⊇ medium ⊇ easy), so "hard" is the whole WIDER subset.
 """
 
 
@@ -233,13 +245,17 @@ def targets(res: dict[str, dict]) -> list[list[str]]:
         ours = next(v for k, v in detect["results"].items() if k.startswith("edgeface"))
         peer = detect["results"].get("facenet_mtcnn")
         if ratios and peer:
-            better = [lvl for lvl in ours["recall"] if ours["recall"][lvl] >= peer["recall"][lvl]]
+            behind = [f"{lvl} {ours['found'][lvl]} vs {peer['found'][lvl]} of {ours['total'][lvl]}"
+                      for lvl in ours["recall"] if ours["recall"][lvl] < peer["recall"][lvl]]
             speedups = ", ".join(f"{x['size']} t{x['threads']}: {x['speedup_default']:.1f}× ({x['speedup_best']:.1f}× {x['best_backend']})"
                                  for x in ratios)
-            met = all(x["speedup_default"] >= 4 for x in ratios) and len(better) == len(ours["recall"])
+            fast = all(x["speedup_default"] >= 4 for x in ratios)
+            recall_ok = ours["recall_all"] >= peer["recall_all"]
+            recall = (f"recall on all faces {pct(ours['recall_all'], 1)} vs {pct(peer['recall_all'], 1)}"
+                      + (f"; fewer faces found on {', '.join(behind)}" if behind else ""))
+            met = "yes" if fast and recall_ok and not behind else ("overall recall yes, per subset no" if fast and recall_ok else "no")
             rows.append(["detection ≥ 4× faster than facenet-pytorch MTCNN at equal or better recall",
-                         f"{speedups}; recall ≥ peer on {len(better)} of {len(ours['recall'])} subsets "
-                         f"({', '.join(better)})", "yes" if met else "no"])
+                         f"{speedups}; {recall}", met])
     if speed:
         emb = speed["embedding"]
         pairs = []
@@ -283,8 +299,9 @@ def shortfalls(res: dict[str, dict]) -> list[str]:
                 continue
             for lvl, value in peer["recall"].items():
                 if value > ours["recall"][lvl]:
-                    out.append(f"Detection recall on {lvl}: {PEER_NAMES[name]} {pct(value, 1)} vs edgeface "
-                               f"{pct(ours['recall'][lvl], 1)}.")
+                    out.append(f"Detection recall on {lvl}: {PEER_NAMES[name]} {pct(value, 1)} "
+                               f"({peer['found'][lvl]}/{peer['total'][lvl]}) vs edgeface {pct(ours['recall'][lvl], 1)} "
+                               f"({ours['found'][lvl]}/{ours['total'][lvl]}).")
             if peer["false_positives_per_image"] < ours["false_positives_per_image"]:
                 out.append(f"False positives per image: {PEER_NAMES[name]} {peer['false_positives_per_image']:.2f} "
                            f"vs edgeface {ours['false_positives_per_image']:.2f}.")
