@@ -341,7 +341,8 @@ KNOWN_LIMITS = """Not measured by these scripts, or measured on too little data 
 - facenet-pytorch's face embedder (InceptionResnetV1) is not compared: its weights are downloaded
   at run time from GitHub, which this machine cannot reach. Its MTCNN is compared.
 - No aarch64 numbers: this machine is x86_64. The warp's SIMD path is SSE2 only; aarch64 runs the
-  scalar fallback (checked for correctness under emulation, not timed).
+  portable scalar path, which gave bit-identical crops to the SSE2 path (613 random crops, x86 build
+  with `-C cmake.args=-DCMAKE_CXX_FLAGS=-U__SSE2__`); its speed on a Pi or Jetson is not measured.
 - The machine is 2 cores shared with other jobs: wall-clock figures move by ±20 % between runs;
   ratios measured in one run are the stable part."""
 

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_ms, publish, require_data  # noqa: E402
-from peer_runs import run_peer  # noqa: E402
+from peer_runs import peers_available, run_peer  # noqa: E402
 
 from edgeface import _core  # noqa: E402
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
@@ -126,7 +126,7 @@ def end_to_end(few: dict[str, list[np.ndarray]]) -> list[dict]:
 
 
 COLD_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import cv2
 import edgeface
 backend, threads, w, h, paths = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6:]
@@ -137,7 +137,8 @@ first = time.time()
 for frame in frames:
     fa.analyze(frame)
 print(json.dumps({"cold_start_seconds": first - float(sys.argv[1]),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
+                  "peak_rss_mb": next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024}))
 """
 
 
@@ -160,14 +161,15 @@ def cold_start(paths: list[Path]) -> list[dict]:
 
 
 def peer_speed(paths: list[Path], few_paths: list[Path]) -> list[dict]:
+    if not peers_available():
+        print("peers not installed: run bash bench/peers/setup.sh (peer figures skipped)")
+        return []
     rows = []
     for peer in ("facenet_mtcnn", "face_recognition", "opencv_haar"):
         for size_name in SIZES:
             for threads in THREADS:
                 extra = ["--size", size_name, "--repeats", "1", "--cold-runs", str(COLD_RUNS)]
                 run = run_peer("speed", peer, paths, threads, extra)
-                if run is None:
-                    return rows
                 rows.append({**run, "peer": peer, "size_name": size_name, "set": "all"})
                 print(f"peer {peer:16s} {size_name:8s} t{threads}: detect {run['detect_ms']['median']:7.1f} ms/frame",
                       flush=True)

@@ -40,8 +40,10 @@ def _version(dist: str) -> str | None:
 
 
 def _rss_peak_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """Peak resident memory of this process image. Linux's ru_maxrss survives fork+exec (a child
+    reports its parent's peak when that is higher), so VmHWM of /proc/self/status is read instead."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024.0  # kB
 
 
 # ---------------------------------------------------------------------------------------------- peers

@@ -17,8 +17,12 @@ from .image_io import ImageLike, check_color, load_image
 from .models import get_model
 from .runtime import Runner
 
-# R-Net/O-Net batches are chunked so a pathological frame (thousands of candidates) stays bounded in memory.
-MAX_BATCH = 512
+# Crops per network call, so a crowded frame stays bounded in memory: an O-Net crop holds ~1 MB of
+# activations (a 24 px R-Net crop ~0.1 MB) and the runtimes keep their peak allocation. With 512 O-Net
+# crops a call, ONNX Runtime peaked at 1.2 GB on 1280x720 crowd photos; 64 keeps it near 0.5 GB at the
+# same speed (bench/speed.py). Ordinary frames have fewer O-Net candidates than that.
+RNET_MAX_BATCH = 512
+ONET_MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,16 @@ class Detector:
         boxes = _core.calibrate_boxes(np.ascontiguousarray(cands[:, :4]), np.ascontiguousarray(cands[:, 5:9]))
         return _core.square_boxes(boxes)
 
-    def _run_batched(self, runner: Runner, crops: np.ndarray) -> dict[str, np.ndarray]:
-        if len(crops) <= MAX_BATCH:
+    @staticmethod
+    def _run_batched(runner: Runner, crops: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
+        if len(crops) <= max_batch:
             return runner.run(crops)
-        parts = [runner.run(crops[i:i + MAX_BATCH]) for i in range(0, len(crops), MAX_BATCH)]
+        parts = [runner.run(crops[i:i + max_batch]) for i in range(0, len(crops), max_batch)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _refine(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool) -> np.ndarray:
         """Stage 2: R-Net on 24 px crops rejects most false candidates and refines the rest."""
-        out = self._run_batched(self.rnet, _core.crop_resize(img, boxes, 24, swap_rb))
+        out = self._run_batched(self.rnet, _core.crop_resize(img, boxes, 24, swap_rb), RNET_MAX_BATCH)
         scores = out["prob"][:, 1]
         passed = scores > self.config.thresholds[1]
         boxes, scores, reg = boxes[passed], scores[passed], out["reg"][passed]
@@ -124,7 +129,7 @@ class Detector:
     def _output(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 3: O-Net on 48 px crops gives the final score, box and five landmarks."""
-        out = self._run_batched(self.onet, _core.crop_resize(img, boxes, 48, swap_rb))
+        out = self._run_batched(self.onet, _core.crop_resize(img, boxes, 48, swap_rb), ONET_MAX_BATCH)
         scores = out["prob"][:, 1]
         passed = scores > self.config.thresholds[2]
         boxes, scores = boxes[passed], np.ascontiguousarray(scores[passed])

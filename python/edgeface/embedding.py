@@ -12,7 +12,9 @@ from .image_io import check_color, validate_array
 from .models import ModelSpec, default_model, get_model
 from .runtime import Runner
 
-MAX_BATCH = 64
+# Crops per network call: throughput per face is flat beyond ~8 (bench/speed.py), while the runtimes
+# keep the activations of their largest call (~4 MB a 150 px dlib crop), so 16 bounds memory on crowds.
+MAX_BATCH = 16
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
