@@ -324,6 +324,11 @@ def shortfalls(res: dict[str, dict]) -> list[str]:
                     if p["peak_rss_mb"] < c["peak_rss_mb"]:
                         out.append(f"Peak memory {c['size']} ({c['backend']}): {PEER_NAMES[p['peer']]} "
                                    f"{p['peak_rss_mb']:.0f} MB vs edgeface {c['peak_rss_mb']:.0f} MB.")
+    core = res.get("bench_core")
+    if core:
+        for x in (x for x in core["rows"] if x["speedup"] < 1):
+            out.append(f"C++ kernel {x['kernel']} ({x['input']}): {x['peer']} {x['peer_ms']:.3f} ms vs edgeface "
+                       f"{x['edgeface_ms']:.3f} ms.")
     lfw = res.get("accuracy_lfw")
     if lfw:
         peers = [x for x in lfw["results"] if "(peer)" in x["name"]]
