@@ -19,8 +19,8 @@ from .runtime import Runner
 
 # Crops per network call, so a crowded frame stays bounded in memory: an O-Net crop holds ~1 MB of
 # activations (a 24 px R-Net crop ~0.1 MB) and the runtimes keep their peak allocation. With 512 O-Net
-# crops a call, ONNX Runtime peaked at 1.2 GB on 1280x720 crowd photos; 64 keeps it near 0.5 GB at the
-# same speed (bench/speed.py). Ordinary frames have fewer O-Net candidates than that.
+# crops a call, an ONNX Runtime process analysing 1280x720 crowd photos peaked at 1.4 GB; with 64 (and the
+# embedder's cap) at ~0.6 GB, same speed (bench/speed.py). Ordinary frames have fewer O-Net candidates.
 RNET_MAX_BATCH = 512
 ONET_MAX_BATCH = 64
 
