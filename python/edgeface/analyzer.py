@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from .detection import Detector, DetectorConfig
+from .detection import FaceDetector, create_detector
 from .embedding import Embedder
 from .faces import Detections, Face
 from .gallery import Fusion, Gallery, Identity
@@ -52,14 +52,15 @@ class FaceAnalyzer:
     """Detector + embedder (+ optional gallery) sharing one backend and thread setting.
 
     ``backend``: "onnxruntime" (default) or "openvino" (or env EDGEFACE_BACKEND); ``threads``: default
-    physical cores. ``operating_point`` picks the calibrated threshold used to call a face "unknown".
+    physical cores. ``detector`` is a name from ``edgeface.detection.DETECTORS`` or a detector instance;
+    the remaining keyword options go to the named detector's config (e.g. MTCNN's ``min_face_size``). ``operating_point`` picks the calibrated threshold used to call a face "unknown".
     """
 
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
                  embedder: Optional[str] = None, gallery: Union[Gallery, str, os.PathLike, None] = None,
-                 operating_point: str = DEFAULT_OPERATING_POINT, min_face_size: float = 20.0,
-                 fusion: Fusion = "max", **detector_options: Any) -> None:
-        self.detector = Detector(backend, threads, DetectorConfig(min_face_size=min_face_size, **detector_options))
+                 operating_point: str = DEFAULT_OPERATING_POINT, fusion: Fusion = "max",
+                 detector: Union[str, FaceDetector, None] = None, **detector_options: Any) -> None:
+        self.detector = create_detector(detector, backend, threads, **detector_options)
         self.embedder = Embedder(embedder, backend, threads)
         self.threshold = threshold_for(self.embedder.spec, operating_point)
         self.gallery: Optional[Gallery] = None

@@ -11,7 +11,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .alignment import align as _align
-from .detection import Detector
+from .detection import FaceDetector, create_detector
 from .embedding import Embedder
 from .faces import Detections
 from .image_io import ImageLike, check_color, load_image
@@ -21,8 +21,8 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=None)
-def _detector() -> Detector:
-    return Detector()
+def _detector() -> FaceDetector:
+    return create_detector()
 
 
 @lru_cache(maxsize=None)

@@ -7,17 +7,21 @@ problem stopped the command before it did anything.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from . import __version__
-from .errors import EdgefaceError, GalleryError, ModelError, BackendError
+from .. import __version__
+from ..errors import EdgefaceError, GalleryError, ModelError, BackendError
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE, EXIT_INPUT, EXIT_SETUP = 0, 1, 2, 3, 4
 JSON_VERSION = 1
+# Sub-commands that live in their own module of this package: each defines
+# ``register(subparsers, common_parser)``, which adds its parser and sets ``func``.
+COMMAND_MODULES: tuple[str, ...] = ()
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -52,7 +56,7 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 
 def make_analyzer(args: argparse.Namespace, gallery: Optional[str] = None, create: bool = True) -> Any:
-    from .analyzer import FaceAnalyzer
+    from ..analyzer import FaceAnalyzer
     analyzer = FaceAnalyzer(backend=args.backend, threads=args.threads, embedder=args.embedder,
                             min_face_size=args.min_face, operating_point=args.operating_point)
     if gallery is not None:
@@ -62,7 +66,7 @@ def make_analyzer(args: argparse.Namespace, gallery: Optional[str] = None, creat
 
 def draw(image: Any, result: Any, out_path: Path) -> None:
     import cv2
-    from .image_io import write_image_atomic
+    from ..image_io import write_image_atomic
     canvas = image.copy()
     for face in result:
         x1, y1, x2, y2 = (int(round(v)) for v in face.face.box)
@@ -79,7 +83,7 @@ def draw(image: Any, result: Any, out_path: Path) -> None:
 
 def run_images(analyzer: Any, paths: list[Path], args: argparse.Namespace, label: str) -> int:
     """Shared by detect and identify: analyze each image, report per image, summarise at the end."""
-    from .image_io import load_image
+    from ..image_io import load_image
     records, failed, faces, known = [], 0, 0, 0
     started = time.perf_counter()
     for path in progress(paths, label):
@@ -131,7 +135,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def enroll_person(analyzer: Any, name: str, paths: list[Path]) -> tuple[int, list[str]]:
     """Embed the largest face of each photo and enroll them all in one transaction."""
-    from .gallery import enrollment_quality
+    from ..gallery import enrollment_quality
     vectors, qualities, sources, problems = [], [], [], []
     for path in progress(paths, f"enroll {name}"):
         try:
@@ -202,8 +206,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from .embedding import Embedder
-    from .gallery import Gallery
+    from ..embedding import Embedder
+    from ..gallery import Gallery
     embedder = Embedder(args.embedder, args.backend, 1)
     spec = embedder.spec
     embedder.close()
@@ -237,8 +241,8 @@ def usage_error(message: str) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
-    from .models import default_model, get_model, list_models
-    from .runtime import physical_cores, resolve_backend
+    from ..models import default_model, get_model, list_models
+    from ..runtime import physical_cores, resolve_backend
     info: dict[str, Any] = {
         "edgeface": __version__, "numpy": np.__version__, "backend": resolve_backend(args.backend),
         "physical_cores": physical_cores(),
@@ -309,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", parents=[common], help="models, backend and versions")
     p.set_defaults(func=cmd_info)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub, common)
     return parser
 
 

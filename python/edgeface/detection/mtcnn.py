@@ -10,12 +10,12 @@ from typing import Optional
 
 import numpy as np
 
-from . import _core
-from .errors import InvalidArgumentError
-from .faces import Detections
-from .image_io import ImageLike, check_color, load_image
-from .models import get_model
-from .runtime import Runner
+from .. import _core
+from ..errors import InvalidArgumentError
+from ..faces import Detections
+from ..image_io import ImageLike, check_color, load_image
+from ..models import get_model
+from ..runtime import Runner
 
 # Crops per network call, so a crowded frame stays bounded in memory: an O-Net crop holds ~1 MB of
 # activations (a 24 px R-Net crop ~0.1 MB) and the runtimes keep their peak allocation. With 512 O-Net
@@ -26,7 +26,7 @@ ONET_MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class MTCNNConfig:
     """MTCNN parameters; defaults are the paper's (Zhang et al. 2016)."""
 
     min_face_size: float = 20.0
@@ -43,15 +43,15 @@ class DetectorConfig:
             raise InvalidArgumentError(f"thresholds must be three probabilities, got {self.thresholds}")
 
 
-class Detector:
+class MTCNN:
     """Finds faces and their five landmarks.
 
     ``min_face_size`` below 12 px upsamples the first pyramid level to find tiny faces (slower).
     """
 
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
-                 config: Optional[DetectorConfig] = None, **overrides: object) -> None:
-        self.config = config or DetectorConfig(**overrides)  # type: ignore[arg-type]
+                 config: Optional[MTCNNConfig] = None, **overrides: object) -> None:
+        self.config = config or MTCNNConfig(**overrides)  # type: ignore[arg-type]
         self.pnet = Runner(get_model("mtcnn_pnet"), backend=backend, threads=threads)
         self.rnet = Runner(get_model("mtcnn_rnet"), backend=backend, threads=threads)
         self.onet = Runner(get_model("mtcnn_onet"), backend=backend, threads=threads)
@@ -60,7 +60,7 @@ class Detector:
         for runner in (self.pnet, self.rnet, self.onet):
             runner.close()
 
-    def __enter__(self) -> "Detector":
+    def __enter__(self) -> "MTCNN":
         return self
 
     def __exit__(self, *exc: object) -> None:
