@@ -18,6 +18,7 @@ thread.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -36,7 +37,7 @@ ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
 
 _ALIASES = {"onnxruntime": ONNXRUNTIME, "ort": ONNXRUNTIME, "openvino": OPENVINO, "ov": OPENVINO}
-_PACKAGES = {ONNXRUNTIME: ("onnxruntime", "onnxruntime"), OPENVINO: ("openvino", "openvino")}
+_PACKAGES = {ONNXRUNTIME: ("onnxruntime", "onnxruntime"), OPENVINO: ("openvino", "'edgeface[openvino]'")}
 _PRECISIONS = ("f32", "bf16", "f16")
 
 Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
@@ -63,13 +64,16 @@ def resolve_backend(backend: str | None = None) -> str:
             f"use one of: onnxruntime (ort), openvino (ov)."
         )
     module, pip_name = _PACKAGES[name]
+    # find_spec, not import: importing OpenVINO here would start its telemetry (see _openvino_core)
+    # and cost ~0.5 s for a backend that may never be used.
     try:
-        __import__(module)
-    except ImportError as exc:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # ValueError: a module blocked as sys.modules[name] = None
+        spec = None
+    if spec is None:
         raise BackendError(
-            f"Backend {name!r} is not available: cannot import {module!r} ({exc}). "
-            f"Install it with: pip install {pip_name}"
-        ) from exc
+            f"Backend {name!r} is not installed (no module {module!r}). Install it with: pip install {pip_name}"
+        )
     return name
 
 
@@ -345,10 +349,37 @@ def _openvino_core() -> Any:
     global _core
     with _core_lock:
         if _core is None:
-            import openvino
-
-            _core = openvino.Core()
+            _core = import_openvino().Core()
         return _core
+
+
+def import_openvino() -> Any:
+    """Import OpenVINO with its usage telemetry declined, so nothing is sent and nothing is written.
+
+    ``import openvino`` imports ``openvino.tools.ovc``, which starts openvino-telemetry: a DNS query
+    for Google Analytics and files under ``~/intel``. Its documented opt-out, ``opt_in_out --opt_out``,
+    itself writes ``~/intel/openvino_telemetry``. The other opt-out the library supports is the one
+    OpenVINO's import uses (``disable_in_ci=True``): consent is declined when ``CI=true``. edgeface
+    sets that for the duration of the first import only (callers hold ``_core_lock``), and the
+    declined consent holds for the process: edgeface never calls OpenVINO's model converter, the
+    only other place that sends telemetry.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        import openvino
+
+        return openvino
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        import openvino
+    finally:
+        if previous is None:
+            del os.environ["CI"]
+        else:
+            os.environ["CI"] = previous
+    return openvino
 
 
 def _ov_name(port: Any, index: int, kind: str) -> str:

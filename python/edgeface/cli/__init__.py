@@ -250,10 +250,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         "models": [{"name": m.name, "role": m.role, "precision": m.precision, "license": m.license}
                    for m in map(get_model, list_models())],
     }
-    for module in ("onnxruntime", "openvino", "cv2"):
+    # Versions from the installed distributions' metadata: importing OpenVINO just to print its
+    # version would start its telemetry; an optional backend that is not installed shows as None.
+    from importlib.metadata import PackageNotFoundError, version
+    for module, dist in (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
+                         ("cv2", "opencv-python-headless")):
         try:
-            info[module] = __import__(module).__version__
-        except Exception:  # an optional backend that is not installed is reported, not fatal
+            info[module] = version(dist)
+        except PackageNotFoundError:
             info[module] = None
     if args.json:
         emit_json({"command": "info", **info})
@@ -329,7 +333,3 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     except EdgefaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,6 @@
+"""``python -m edgeface.cli``: the ``edgeface`` command."""
+import sys
+
+from . import main
+
+sys.exit(main())
