@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -103,12 +104,41 @@ def load_image(source: ImageLike, color: str = "bgr") -> np.ndarray:
     )
 
 
-def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode by extension and write via a temporary file + rename, so readers never see half a file."""
+def _file_mode() -> int:
+    """Mode of a new file under this process's umask (mkstemp creates 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray, overwrite: bool = True) -> None:
+    """Encode by extension and write atomically: readers never see half a file.
+
+    The bytes go to a new temporary file in the target folder (``mkstemp``: O_EXCL, so a planted
+    symlink is never followed), then take the target's name in one step: ``os.replace`` (which
+    replaces a symlink at the target rather than writing through it) or, with ``overwrite=False``,
+    a hard link that fails if the target exists.
+    """
     p = Path(path)
     ok, encoded = cv2.imencode(p.suffix or ".jpg", image)
     if not ok:
         raise InvalidArgumentError(f"cannot encode image as {p.suffix!r}")
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, p)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
+            f.write(encoded.tobytes())
+        if overwrite:
+            os.replace(tmp, p)
+            return
+        try:
+            os.link(tmp, p, follow_symlinks=False)
+        except FileExistsError:
+            raise InvalidArgumentError(f"{p} already exists; not overwriting it") from None
+        except OSError:  # no hard links here (e.g. FAT on an SD card): check, then rename
+            if os.path.lexists(p):
+                raise InvalidArgumentError(f"{p} already exists; not overwriting it") from None
+            os.replace(tmp, p)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

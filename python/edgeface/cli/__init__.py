@@ -1,53 +1,74 @@
-"""The ``edgeface`` command. JSON output (``--json``) is documented in docs/cli.md and versioned.
+"""The ``edgeface`` command. JSON output (``--json``, ``--jsonl``) is documented in docs/cli.md and versioned.
 
 Exit codes: 0 everything worked (verify: same person); 1 verify: different people; 2 usage error;
 3 some inputs could not be processed (others were, and are reported); 4 a model, backend or gallery
-problem stopped the command before it did anything.
+problem stopped the command before it did anything; 130 interrupted (Ctrl-C); 141 stdout closed early.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
+import os
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Generator, Iterable, Optional, Sequence
 
 from .. import __version__
-from ..errors import EdgefaceError, GalleryError, ModelError, BackendError
+from ..errors import BackendError, EdgefaceError, GalleryError, ModelError
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE, EXIT_INPUT, EXIT_SETUP = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports
 JSON_VERSION = 1
 # Sub-commands that live in their own module of this package: each defines
 # ``register(subparsers, common_parser)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("detect", "identify", "verify", "info")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """What the image arguments expand to: the image files, and the folders that held none."""
+
+    paths: list[Path]
+    empty_folders: list[Path]
+
+
+def find_images(items: Sequence[str]) -> ImageInputs:
+    """Files as given; folders expanded to the images below them, sorted; empty folders noted."""
+    paths: list[Path] = []
+    empty: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            paths.extend(found)
+            if not found:
+                empty.append(p)
+        else:
+            paths.append(p)
+    return ImageInputs(paths, empty)
 
 
 def expand_images(items: Sequence[str]) -> list[Path]:
     """Files as given; folders expanded to the images below them, sorted."""
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
-        else:
-            out.append(p)
-    return out
+    return find_images(items).paths
 
 
-def progress(paths: Sequence[Path], label: str) -> Iterator[Path]:
-    """A one-line progress bar on stderr when it is a terminal (and nothing otherwise)."""
-    tty = sys.stderr.isatty() and len(paths) > 1
-    for i, path in enumerate(paths, 1):
-        if tty:
-            filled = int(30 * i / len(paths))
-            sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {i}/{len(paths)}")
-            sys.stderr.flush()
-        yield path
-    if tty:
-        sys.stderr.write("\n")
+def progress(paths: Sequence[Path], label: str) -> Generator[Path, None, None]:
+    """A tqdm bar (count, rate, ETA) on stderr when it is a terminal, nothing otherwise."""
+    from tqdm import tqdm
+    yield from tqdm(paths, desc=label, unit="img", file=sys.stderr, dynamic_ncols=True,
+                    disable=not (sys.stderr.isatty() and len(paths) > 1))
+
+
+def warn(message: str) -> None:
+    """A line on stderr that never lands inside a progress bar."""
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -55,82 +76,31 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
+def emit_jsonl(payload: dict[str, Any]) -> None:
+    """One JSON Lines record, flushed at once so a reader sees each result as it arrives."""
+    sys.stdout.write(json.dumps({"version": JSON_VERSION, **payload}) + "\n")
+    sys.stdout.flush()
+
+
+def detector_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"min_face_size": args.min_face}
+
+
+def make_detector(args: argparse.Namespace) -> Any:
+    """A detector alone: for commands that never embed (``detect``)."""
+    from ..detection import create_detector
+    return create_detector(getattr(args, "detector", None), args.backend, args.threads, **detector_options(args))
+
+
 def make_analyzer(args: argparse.Namespace, gallery: Optional[str] = None, create: bool = True) -> Any:
     from ..analyzer import FaceAnalyzer
     analyzer = FaceAnalyzer(backend=args.backend, threads=args.threads, embedder=args.embedder,
-                            min_face_size=args.min_face, operating_point=args.operating_point)
+                            detector=getattr(args, "detector", None),
+                            operating_point=getattr(args, "operating_point", "far_1e-3"),
+                            **detector_options(args))
     if gallery is not None:
         analyzer.gallery = analyzer.open_gallery(gallery, create=create)
     return analyzer
-
-
-def draw(image: Any, result: Any, out_path: Path) -> None:
-    import cv2
-    from ..image_io import write_image_atomic
-    canvas = image.copy()
-    for face in result:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.face.box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), 2)
-        for x, y in face.face.landmarks:
-            cv2.circle(canvas, (int(round(x)), int(round(y))), 2, (0, 0, 255), -1)
-        label = f"{face.face.score:.2f}"
-        if face.identity is not None:
-            label = f"{face.identity.name or 'unknown'} {face.identity.score:.2f}"
-        cv2.putText(canvas, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_image_atomic(out_path, canvas)
-
-
-def run_images(analyzer: Any, paths: list[Path], args: argparse.Namespace, label: str) -> int:
-    """Shared by detect and identify: analyze each image, report per image, summarise at the end."""
-    from ..image_io import load_image
-    records, failed, faces, known = [], 0, 0, 0
-    started = time.perf_counter()
-    for path in progress(paths, label):
-        try:
-            image = load_image(path)
-            result = analyzer.analyze(image)
-        except EdgefaceError as exc:
-            failed += 1
-            records.append({"path": str(path), "error": str(exc), "faces": []})
-            print(f"error: {exc}", file=sys.stderr)
-            continue
-        faces += len(result)
-        known += sum(1 for f in result if f.identity is not None and f.identity.known)
-        records.append({"path": str(path), "width": image.shape[1], "height": image.shape[0],
-                        "error": None, "faces": result.to_list()})
-        if args.draw:
-            draw(image, result, Path(args.draw) / f"{path.stem}.jpg")
-        if not args.json:
-            print_result(path, result)
-    elapsed = time.perf_counter() - started
-    if args.json:
-        emit_json({"command": args.command, "images": records})
-    summary = f"{len(paths) - failed}/{len(paths)} images, {faces} faces"
-    if analyzer.gallery is not None:
-        summary += f", {known} identified, {faces - known} unknown"
-    print(f"{summary}, {elapsed:.2f} s", file=sys.stderr)
-    return EXIT_INPUT if failed else EXIT_OK
-
-
-def print_result(path: Path, result: Any) -> None:
-    print(f"{path}: {len(result)} face(s)")
-    for i, face in enumerate(result):
-        x1, y1, x2, y2 = face.face.box
-        line = f"  #{i} box=({x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}) score={face.face.score:.3f}"
-        if face.identity is not None:
-            line += f" -> {face.identity.name or 'unknown'} ({face.identity.score:.3f})"
-        print(line)
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    with make_analyzer(args) as analyzer:
-        return run_images(analyzer, expand_images(args.images), args, "detect")
-
-
-def cmd_identify(args: argparse.Namespace) -> int:
-    with make_analyzer(args, args.gallery, create=False) as analyzer:
-        return run_images(analyzer, expand_images(args.images), args, "identify")
 
 
 def enroll_person(analyzer: Any, name: str, paths: list[Path]) -> tuple[int, list[str]]:
@@ -182,29 +152,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_INPUT if all_problems else EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    with make_analyzer(args) as analyzer:
-        try:
-            result = analyzer.verify(args.image_a, args.image_b)
-        except EdgefaceError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_INPUT
-    if result is None:
-        print("error: no face found in one of the images", file=sys.stderr)
-        if args.json:
-            emit_json({"command": "verify", "same": None, "score": None, "threshold": analyzer.threshold,
-                       "error": "no face found"})
-        return EXIT_INPUT
-    if args.json:
-        emit_json({"command": "verify", "same": result.same, "score": round(result.score, 5),
-                   "threshold": round(result.threshold, 5), "operating_point": args.operating_point,
-                   "error": None})
-    else:
-        verdict = "same person" if result.same else "different people"
-        print(f"{verdict} (similarity {result.score:.3f}, threshold {result.threshold:.3f} at {args.operating_point})")
-    return EXIT_OK if result.same else EXIT_DIFFERENT
-
-
 def cmd_gallery(args: argparse.Namespace) -> int:
     from ..embedding import Embedder
     from ..gallery import Gallery
@@ -239,97 +186,154 @@ def usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    import numpy as np
-    from ..models import default_model, get_model, list_models
-    from ..runtime import physical_cores, resolve_backend
-    info: dict[str, Any] = {
-        "edgeface": __version__, "numpy": np.__version__, "backend": resolve_backend(args.backend),
-        "physical_cores": physical_cores(),
-        "defaults": {role: default_model(role).name for role in ("embedder",)},
-        "models": [{"name": m.name, "role": m.role, "precision": m.precision, "license": m.license}
-                   for m in map(get_model, list_models())],
-    }
-    # Versions from the installed distributions' metadata: importing OpenVINO just to print its
-    # version would start its telemetry; an optional backend that is not installed shows as None.
-    from importlib.metadata import PackageNotFoundError, version
-    for module, dist in (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
-                         ("cv2", "opencv-python-headless")):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where there is a default worth showing (not None, not a False flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a number > 0 (0 threads or a 0-pixel face make no sense)."""
+    def parse(text: str) -> Any:
         try:
-            info[module] = version(dist)
-        except PackageNotFoundError:
-            info[module] = None
-    if args.json:
-        emit_json({"command": "info", **info})
-    else:
-        for key, value in info.items():
-            if key != "models":
-                print(f"{key}: {value}")
-        for m in info["models"]:
-            print(f"model: {m['name']} ({m['role']}, {m['precision']}, {m['license']})")
-    return EXIT_OK
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value > 0:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def embedder_name(text: str) -> str:
+    """An argparse type: a manifest model whose role is "embedder", with a did-you-mean otherwise."""
+    from ..models import get_model, list_models
+    names = [n for n in list_models() if get_model(n).role == "embedder"]
+    if text in names:
+        return text
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise argparse.ArgumentTypeError(f"unknown embedder {text!r}{hint} (embedders: {', '.join(names)})")
+
+
+def default_embedder() -> str:
+    from ..models import default_model
+    return default_model("embedder").name
+
+
+def runtime_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--backend", choices=["onnxruntime", "openvino"], default=None,
+                   help="inference backend (default: $EDGEFACE_BACKEND, else onnxruntime)")
+    p.add_argument("--threads", type=positive(int), default=None, metavar="N",
+                   help="inference threads (default: the physical cores this process may use)")
+    return p
+
+
+def detection_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--min-face", type=positive(float), default=20.0, metavar="PX",
+                   help="smallest face to find, in pixels; larger is faster")
+    return p
+
+
+def embedding_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--embedder", type=embedder_name, default=None, metavar="NAME",
+                   help=f"embedding model (default: {default_embedder()}; `edgeface info` lists them)")
+    return p
+
+
+def matching_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--operating-point", default="far_1e-3",
+                   choices=["far_1e-2", "far_1e-3", "far_1e-4", "best_accuracy"],
+                   help="calibrated threshold for same/unknown decisions (false-accept rate on LFW)")
+    return p
+
+
+def output_options(jsonl: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    if not jsonl:
+        p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+        return p
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true",
+                       help="one JSON document on stdout at the end (with what was done if interrupted)")
+    group.add_argument("--jsonl", action="store_true",
+                       help="JSON Lines on stdout: one record per image as soon as it is done")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=["onnxruntime", "openvino"], default=None,
-                        help="inference backend (default: $EDGEFACE_BACKEND or onnxruntime)")
-    common.add_argument("--threads", type=int, default=None, help="inference threads (default: physical cores)")
-    common.add_argument("--embedder", default=None, help="embedding model name (see `edgeface info`)")
-    common.add_argument("--min-face", type=float, default=20.0, help="smallest face to find, in pixels")
-    common.add_argument("--operating-point", default="far_1e-3",
-                        choices=["far_1e-2", "far_1e-3", "far_1e-4", "best_accuracy"],
-                        help="calibrated threshold for same/unknown decisions")
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    # Every option, for sub-commands that take all of them; the commands of this package pick
+    # only the option groups that apply to them.
+    common = argparse.ArgumentParser(add_help=False, parents=[
+        runtime_options(), detection_options(), embedding_options(), matching_options(), output_options()])
 
-    parser = argparse.ArgumentParser(prog="edgeface", description=__doc__.split("\n")[0])
+    parser = Parser(prog="edgeface", description="Face detection, identification (1:N) and verification (1:1) "
+                    "on the CPU, offline. `edgeface COMMAND --help` shows the options of each command.",
+                    epilog="Exit codes and JSON output: docs/cli.md.")
     parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("detect", parents=[common], help="find faces and landmarks")
-    p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--draw", metavar="OUT_DIR", help="write annotated copies here")
-    p.set_defaults(func=cmd_detect)
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
     p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
-    p.add_argument("gallery")
-    p.add_argument("images", nargs="*")
-    p.add_argument("--name")
+    p.add_argument("gallery", help="gallery file (created if missing)")
+    p.add_argument("images", nargs="*", help="photos of the person named by --name (files or folders)")
+    p.add_argument("--name", help="the person's name")
     p.add_argument("--from-dir", metavar="DIR", help="one sub-folder of photos per person")
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("identify", parents=[common], help="name the faces in images (1:N)")
-    p.add_argument("gallery")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--draw", metavar="OUT_DIR", help="write annotated copies here")
-    p.set_defaults(func=cmd_identify)
-
-    p = sub.add_parser("verify", parents=[common], help="same person? (1:1, largest face of each image)")
-    p.add_argument("image_a")
-    p.add_argument("image_b")
-    p.set_defaults(func=cmd_verify)
-
     p = sub.add_parser("gallery", parents=[common], help="list, remove or rename enrolled people")
-    p.add_argument("action", choices=["list", "remove", "rename"])
-    p.add_argument("gallery")
-    p.add_argument("names", nargs="*")
+    p.add_argument("action", choices=["list", "remove", "rename"], help="what to do")
+    p.add_argument("gallery", help="gallery file")
+    p.add_argument("names", nargs="*", help="remove: NAME; rename: OLD NEW")
     p.set_defaults(func=cmd_gallery)
-
-    p = sub.add_parser("info", parents=[common], help="models, backend and versions")
-    p.set_defaults(func=cmd_info)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub, common)
     return parser
 
 
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    args = build_parser().parse_args(None if argv is None else list(argv))
+def silence_stdout() -> None:
+    """After a reader closed the pipe: point stdout at /dev/null so the exit-time flush stays quiet."""
     try:
-        return int(args.func(args))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. under a test)
+        pass
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    try:
+        try:
+            args = build_parser().parse_args(None if argv is None else list(argv))
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return code
     except (GalleryError, ModelError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     except EdgefaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+
