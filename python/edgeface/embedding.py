@@ -13,8 +13,8 @@ from .models import ModelSpec, default_model, get_model
 from .runtime import Runner
 
 # Crops per network call: throughput per face is flat beyond ~8 (bench/speed.py), while the runtimes
-# keep the activations of their largest call (~4 MB a 150 px dlib crop), so 16 bounds memory on crowds.
-MAX_BATCH = 16
+# keep the activations of their largest call (~4 MB a 150 px dlib crop), so 8 bounds memory on crowds.
+MAX_BATCH = 8
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

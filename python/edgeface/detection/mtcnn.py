@@ -20,9 +20,10 @@ from ..runtime import Runner
 # Crops per network call, so a crowded frame stays bounded in memory: an O-Net crop holds ~1 MB of
 # activations (a 24 px R-Net crop ~0.1 MB) and the runtimes keep their peak allocation. With 512 O-Net
 # crops a call, an ONNX Runtime process analysing 1280x720 crowd photos peaked at 1.4 GB; with 64 (and the
-# embedder's cap) at ~0.6 GB, same speed (bench/speed.py). Ordinary frames have fewer O-Net candidates.
-RNET_MAX_BATCH = 512
-ONET_MAX_BATCH = 64
+# embedder's cap) at ~0.6 GB. With R-Net 64 and O-Net 32 (and the shared arena in runtime.py) a process
+# analysing the 27 crowd frames at 640x480 peaks under 200 MB at the same frame rate (bench/speed.py).
+RNET_MAX_BATCH = 64
+ONET_MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,26 @@ class MTCNNConfig:
             raise InvalidArgumentError(f"factor must be in (0, 1), got {self.factor}")
         if len(self.thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in self.thresholds):
             raise InvalidArgumentError(f"thresholds must be three probabilities, got {self.thresholds}")
+
+
+def _canvas_groups(height: int, width: int, scales: list[float]) -> list[tuple[int, list[float]]]:
+    """Consecutive pyramid levels packed per P-Net call, each canvas at most the first level's area.
+
+    One canvas for the whole pyramid (about twice the first level's area) means one network call
+    but twice the activation memory, which the runtime then keeps; two canvases of about the first
+    level's size halve that peak for one extra call. Returns (index of the first level, scales).
+    """
+    budget = (height * scales[0]) * (width * scales[0])
+    groups: list[tuple[int, list[float]]] = []
+    area = budget + 1.0
+    for level, scale in enumerate(scales):
+        level_area = (height * scale) * (width * scale)
+        if area + level_area > budget:
+            groups.append((level, []))
+            area = 0.0
+        groups[-1][1].append(scale)
+        area += level_area
+    return groups
 
 
 class MTCNN:
@@ -91,12 +112,17 @@ class MTCNN:
         return Detections(boxes, scores, landmarks, (height, width))
 
     def _propose(self, img: np.ndarray, scales: list[float], swap_rb: bool) -> np.ndarray:
-        """Stage 1: candidate squares from P-Net, run once over the packed pyramid."""
-        canvas, rects = _core.pyramid(img, scales, swap_rb)
-        out = self.pnet.run(canvas[None])
-        prob = np.ascontiguousarray(out["prob"][0, 1])
-        reg = np.ascontiguousarray(out["reg"][0])
-        cands, levels = _core.pnet_candidates(prob, reg, rects, scales, self.config.thresholds[0])
+        """Stage 1: candidate squares from P-Net, run over the pyramid packed into a few canvases."""
+        found, found_levels = [], []
+        for first, group in _canvas_groups(img.shape[0], img.shape[1], scales):
+            canvas, rects = _core.pyramid(img, group, swap_rb)
+            out = self.pnet.run(canvas[None])
+            prob = np.ascontiguousarray(out["prob"][0, 1])
+            reg = np.ascontiguousarray(out["reg"][0])
+            cands, levels = _core.pnet_candidates(prob, reg, rects, group, self.config.thresholds[0])
+            found.append(cands)
+            found_levels.append(levels + first)
+        cands, levels = np.concatenate(found), np.concatenate(found_levels).astype(np.int32)
         if len(cands) == 0:
             return cands[:, :4]
         # IoU 0.5 within each scale, then 0.7 across scales (the paper's NMS schedule).
