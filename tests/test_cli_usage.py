@@ -20,6 +20,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     ["detect", str(EXAMPLE), "--min-face", "0"],
     ["detect", str(EXAMPLE), "--min-face", "-5"],
     ["detect", str(EXAMPLE), "--min-face", "nan"],
+    ["detect", str(EXAMPLE), "--min-face", "1.5"],
     ["detect", str(EXAMPLE), "--threads", "0"],
     ["verify", str(EXAMPLE), str(EXAMPLE), "--threads", "-1"],
     ["identify", "g.db", str(EXAMPLE), "--min-face", "0"],

@@ -96,3 +96,17 @@ def test_detections_structure(detector, astronaut):
     doc = json.loads(found.to_json())
     assert doc[0]["box"] == [round(v, 2) for v in face.box]
     assert edgeface.detect(astronaut).to_list() == found.to_list()  # module-level shortcut
+
+
+@pytest.mark.parametrize("size", [1.5, 5.9, 0.0, -3.0, float("nan")])
+def test_min_face_size_below_the_bound_is_refused_with_the_bound(size: float) -> None:
+    """1.5 px used to build a 5120x3840 first level on a 640x480 frame (51 s, 7.6 GB)."""
+    from edgeface.detection import MTCNNConfig
+    from edgeface.errors import InvalidArgumentError
+    with pytest.raises(InvalidArgumentError, match=r"min_face_size must be >= 6 px"):
+        MTCNNConfig(min_face_size=size)
+
+
+def test_min_face_size_at_the_bound_is_accepted() -> None:
+    from edgeface.detection import MTCNNConfig
+    assert MTCNNConfig(min_face_size=6).min_face_size == 6

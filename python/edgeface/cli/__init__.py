@@ -215,6 +215,15 @@ def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def min_face_px(text: str) -> float:
+    """An argparse type: MTCNN's smallest face, at least its MIN_FACE_SIZE (a usage error, exit 2)."""
+    from ..detection.mtcnn import MIN_FACE_SIZE
+    value = positive(float)(text)
+    if not value >= MIN_FACE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_FACE_SIZE:g} px, got {text}")
+    return value
+
+
 def embedder_name(text: str) -> str:
     """An argparse type: a manifest model whose role is "embedder", with a did-you-mean otherwise."""
     from ..models import get_model, list_models
@@ -242,7 +251,7 @@ def runtime_options() -> argparse.ArgumentParser:
 
 def detection_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--min-face", type=positive(float), default=20.0, metavar="PX",
+    p.add_argument("--min-face", type=min_face_px, default=20.0, metavar="PX",
                    help="smallest face to find, in pixels; larger is faster")
     return p
 

@@ -26,6 +26,13 @@ RNET_MAX_BATCH = 64
 ONET_MAX_BATCH = 32
 
 
+# P-Net looks at 12 px cells, so the first pyramid level is scaled by 12 / min_face_size. Below 6 px that
+# enlarges the image more than 2x per side: 1.5 px on a 640x480 frame meant a 5120x3840 level, 51 s and
+# 7.6 GB. Faces that small carry no identity anyway (LFW accuracy falls apart below ~12 px between the eyes).
+P_NET_CELL = 12.0
+MIN_FACE_SIZE = 6.0
+
+
 @dataclass(frozen=True)
 class MTCNNConfig:
     """MTCNN parameters; defaults are the paper's (Zhang et al. 2016)."""
@@ -36,8 +43,11 @@ class MTCNNConfig:
     max_levels: int = 32
 
     def __post_init__(self) -> None:
-        if not self.min_face_size > 0:
-            raise InvalidArgumentError(f"min_face_size must be > 0, got {self.min_face_size}")
+        if not self.min_face_size >= MIN_FACE_SIZE:
+            raise InvalidArgumentError(
+                f"min_face_size must be >= {MIN_FACE_SIZE:g} px (the first pyramid level may enlarge the image "
+                f"at most {P_NET_CELL / MIN_FACE_SIZE:g}x), got {self.min_face_size}"
+            )
         if not 0.0 < self.factor < 1.0:
             raise InvalidArgumentError(f"factor must be in (0, 1), got {self.factor}")
         if len(self.thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in self.thresholds):
