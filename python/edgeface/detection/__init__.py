@@ -12,6 +12,7 @@ from ..errors import InvalidArgumentError
 from ..faces import Detections
 from ..image_io import ImageLike
 from .mtcnn import MTCNN, MTCNNConfig
+from .yunet import YuNet, YuNetConfig
 
 
 @runtime_checkable
@@ -30,6 +31,7 @@ class FaceDetector(Protocol):
 # Public name -> detector class. A new detector is one module here plus one line in this table.
 DETECTORS: dict[str, type] = {
     "mtcnn": MTCNN,
+    "yunet": YuNet,
 }
 DEFAULT_DETECTOR = "mtcnn"
 
@@ -63,4 +65,4 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
 
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig", "FaceDetector", "MTCNN",
-           "MTCNNConfig", "create_detector"]
+           "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector"]
