@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PUBLISHED, REPO, centre_faces, log_x_plot, publish, read_tsv, require_data  # noqa: E402
 from peer_runs import run_peer  # noqa: E402
 
-from edgeface.detection import Detector  # noqa: E402
+from edgeface.detection import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from edgeface.embedding import Embedder  # noqa: E402
 from edgeface.evaluation import best_accuracy_threshold, kfold_accuracy, roc_curve, tar_at_far, threshold_at_far  # noqa: E402
 from edgeface.image_io import read_image  # noqa: E402
@@ -104,7 +104,7 @@ def verification_metrics(scores: np.ndarray, pairs: list[dict[str, str]]) -> dic
 
 
 def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root: Path,
-             person_of: dict[str, str]) -> dict:
+             person_of: dict[str, str], detector: str) -> dict:
     embedder = Embedder(name, backend=backend, flip=flip)
     started = time.perf_counter()
     vectors = embed_images(embedder, faces)
@@ -114,7 +114,8 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
     labels = np.array([p["same"] == "1" for p in pairs])
     cal_scores, cal_labels = calibration_scores(vectors, person_of)
     return {
-        "name": f"edgeface {name}", "embedder": name, "backend": backend, "flip": flip,
+        "name": f"edgeface {name} ({detector})", "embedder": name, "detector": detector, "backend": backend,
+        "flip": flip,
         **verification_metrics(scores, pairs),
         "faces_missing": sum(1 for v in faces.values() if v is None), "images": len(faces),
         "embed_seconds": elapsed,
@@ -126,7 +127,7 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
         },
         "thresholds_calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
                             f"{int((~cal_labels).sum())} impostor and {int(cal_labels.sum())} genuine pairs; "
-                            "best_accuracy over the 3,000 protocol pairs; MTCNN landmarks"),
+                            f"best_accuracy over the 3,000 protocol pairs; {detector} landmarks"),
     }
 
 
@@ -163,24 +164,28 @@ def main() -> None:
     parser.add_argument("--flip", action="store_true", help="also evaluate flip test-time augmentation")
     parser.add_argument("--write-thresholds", action="store_true")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--detectors", default=",".join(DETECTORS),
+                        help=f"comma-separated detectors whose landmarks align the faces (default: all; "
+                             f"the default detector is {DEFAULT_DETECTOR})")
     args = parser.parse_args()
 
     root = require_data("lfw")
     pairs = read_tsv(root / "pairs.tsv")
     person_of = {str(root / r["path"]): r["person"] for r in read_tsv(root / "identities.tsv")}
     paths = sorted({str(root / p[k]) for p in pairs for k in ("path1", "path2")})
-    detector = Detector()
-    faces = centre_faces(paths, detector, "mtcnn")
-    detector.close()
+    faces_by_detector = {}
+    for detector_name in args.detectors.split(","):
+        with create_detector(detector_name) as detector:
+            faces_by_detector[detector_name] = centre_faces(paths, detector, detector_name)
 
     names = args.embedders.split(",") if args.embedders else [n for n in list_models() if get_model(n).role == "embedder"]
     results = []
-    for name in names:
+    for (detector_name, faces), name in ((f, n) for f in faces_by_detector.items() for n in names):
         for backend in args.backends.split(","):
             for flip in ([False, True] if args.flip else [False]):
-                r = evaluate(name, backend, flip, faces, pairs, root, person_of)
+                r = evaluate(name, backend, flip, faces, pairs, root, person_of, detector_name)
                 results.append(r)
-                print(f"{name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
+                print(f"{detector_name:6s} {name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
                       f"{100 * r['accuracy_std']:.2f} %  TAR@1e-3 {tar_text(r['tar_at_far_1e-3'])}  "
                       f"TAR@1e-2 {tar_text(r['tar_at_far_1e-2'])}  missing {r['faces_missing']}/{r['images']}  "
                       f"thr@1e-3 {r['thresholds']['far_1e-3']:.4f}", flush=True)

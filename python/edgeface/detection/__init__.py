@@ -51,7 +51,13 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
             raise InvalidArgumentError(
                 f"Unknown detector {detector!r}; choose one of: {', '.join(sorted(DETECTORS))}."
             )
-        return cls(backend=backend, threads=threads, **options)
+        try:
+            return cls(backend=backend, threads=threads, **options)
+        except TypeError as exc:  # an option the detector's config does not have
+            raise InvalidArgumentError(
+                f"Detector {detector!r} does not take options {sorted(options)} ({exc}); see the fields of its "
+                f"config class ({cls.__name__}Config)."
+            ) from exc
     if isinstance(detector, FaceDetector):
         if options:
             raise InvalidArgumentError(
