@@ -57,8 +57,10 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 def make_analyzer(args: argparse.Namespace, gallery: Optional[str] = None, create: bool = True) -> Any:
     from ..analyzer import FaceAnalyzer
+    # --min-face is MTCNN's option: passed only when given, so another detector is not handed it.
+    detector_options = {} if args.min_face is None else {"min_face_size": args.min_face}
     analyzer = FaceAnalyzer(backend=args.backend, threads=args.threads, embedder=args.embedder,
-                            min_face_size=args.min_face, operating_point=args.operating_point)
+                            detector=args.detector, operating_point=args.operating_point, **detector_options)
     if gallery is not None:
         analyzer.gallery = analyzer.open_gallery(gallery, create=create)
     return analyzer
@@ -272,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inference backend (default: $EDGEFACE_BACKEND or onnxruntime)")
     common.add_argument("--threads", type=int, default=None, help="inference threads (default: physical cores)")
     common.add_argument("--embedder", default=None, help="embedding model name (see `edgeface info`)")
-    common.add_argument("--min-face", type=float, default=20.0, help="smallest face to find, in pixels")
+    common.add_argument("--detector", default=None,
+                        help="face detector: mtcnn or yunet (default: edgeface.detection.DEFAULT_DETECTOR)")
+    common.add_argument("--min-face", type=float, default=None,
+                        help="MTCNN only: smallest face to find, in pixels (default 20)")
     common.add_argument("--operating-point", default="far_1e-3",
                         choices=["far_1e-2", "far_1e-3", "far_1e-4", "best_accuracy"],
                         help="calibrated threshold for same/unknown decisions")
