@@ -18,22 +18,27 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import publish, read_tsv, require_data  # noqa: E402
+from common import PUBLISHED, publish, read_tsv, require_data, write_json_atomic  # noqa: E402
 from peer_runs import DETECTORS as PEER_DETECTORS  # noqa: E402
 from peer_runs import run_peer  # noqa: E402
 from speed import SIZES, THREADS, load_frames, per_frame_ms  # noqa: E402
 
 from edgeface.detection import DETECTORS as DETECTOR_CLASSES  # noqa: E402
 from edgeface.detection import DEFAULT_DETECTOR, create_detector  # noqa: E402
+from edgeface.detection.yunet import unrotate  # noqa: E402
 from edgeface.image_io import read_image  # noqa: E402
+
+ROTATE_CODES = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,10 +163,10 @@ def landmark_error(detections: dict) -> dict:
 
 
 def parse_detector(spec: str) -> tuple[str, str, dict[str, Any]]:
-    """"yunet" or "yunet:max_side=640,score_threshold=0.5" -> (label, name, options)."""
+    """"yunet" or "yunet:max_side=640,rotations=(0,90,270)" -> (label, name, options)."""
     name, _, rest = spec.partition(":")
     options: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, re.split(r",(?=\w+=)", rest)):  # commas inside tuples stay
         key, _, value = item.partition("=")
         options[key] = ast.literal_eval(value)
     return spec, name, options
@@ -184,7 +189,12 @@ def main() -> None:
     parser.add_argument("--speed-frames", type=int, default=12,
                         help="photos of shared/data/speed timed at 640x480 and 1280x720 (0: skip)")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--rotate", type=int, choices=sorted(ROTATE_CODES), default=0,
+                        help="turn every image clockwise by this angle first (faces lying on their side; "
+                             "edgeface detectors only, no peers, no frame timing)")
     args = parser.parse_args()
+    if args.rotate:
+        args.no_peers, args.speed_frames = True, 0
     truth = load_ground_truth()
     paths = sorted(truth)
     speed_paths = sorted(require_data("speed").rglob("*.jpg"))[:args.speed_frames]
@@ -195,11 +205,19 @@ def main() -> None:
             boxes, with_marks, seconds = {}, {}, []
             for p in paths:
                 image = read_image(p)
+                upright_shape = image.shape[:2]
+                if args.rotate:
+                    image = cv2.rotate(image, ROTATE_CODES[args.rotate])
                 start = time.perf_counter()
                 d = det.detect(image)
                 seconds.append(time.perf_counter() - start)
-                boxes[p] = (d.boxes.astype(np.float64), d.scores.astype(np.float64))
-                with_marks[p] = (d.boxes, d.scores, d.landmarks)
+                found, marks = d.boxes, d.landmarks
+                if args.rotate:  # back to the upright image's pixels, where the annotations are
+                    corners = unrotate(found.reshape(-1, 2, 2), args.rotate, upright_shape)
+                    found = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+                    marks = unrotate(marks, args.rotate, upright_shape)
+                boxes[p] = (found.astype(np.float64), d.scores.astype(np.float64))
+                with_marks[p] = (found, d.scores, marks)
             config = {k: v for k, v in vars(det.config).items()}
         results[label] = {**evaluate(truth, boxes), "landmarks": landmark_error(with_marks), "config": config,
                           "ms_per_image": 1000 * float(np.median(seconds)),
@@ -222,6 +240,11 @@ def main() -> None:
             if marks:
                 results[peer]["landmarks"] = landmark_error(marks)
     print_table(results)
+    if args.rotate:  # a measurement of the rotations option, not the published table
+        write_json_atomic(PUBLISHED / f"accuracy_detect_rotate{args.rotate}.json",
+                          {"command": " ".join(["python bench/accuracy_detect.py", *sys.argv[1:]]),
+                           "rotate": args.rotate, "results": results})
+        return
     publish("accuracy_detect.json", {"default_detector": DEFAULT_DETECTOR, "size_buckets": "ground-truth box height, px", "results": results})
 
 

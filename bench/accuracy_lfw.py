@@ -113,7 +113,11 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
     scores = pair_scores(pairs, root, vectors)
     labels = np.array([p["same"] == "1" for p in pairs])
     cal_scores, cal_labels = calibration_scores(vectors, person_of)
+    impostors = np.sort(cal_scores[~cal_labels])[::-1]
     return {
+        # In memory only (not published): the highest impostor scores, to measure the FAR another
+        # detector's thresholds give on this detector's landmarks.
+        "_impostors": impostors[:max(1, int(len(impostors) * 0.05))], "_n_impostors": len(impostors),
         "name": f"edgeface {name} ({detector})", "embedder": name, "detector": detector, "backend": backend,
         "flip": flip,
         **verification_metrics(scores, pairs),
@@ -199,18 +203,47 @@ def main() -> None:
                   f"{100 * peer['accuracy_at_readme_tolerance']:.2f} %", flush=True)
     plot_roc(results, PUBLISHED / "roc_lfw.png")
     publish("accuracy_lfw.json", {"protocol": "LFW folds 1-5 (3,000 pairs), threshold from the other 4 folds; "
-                                  "missing faces count as errors", "results": results})
+                                  "missing faces count as errors",
+                                  "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]})
     if args.write_thresholds:
-        sys.path.insert(0, str(REPO / "tools"))
-        from manifest_tools import load_manifest, write_atomic  # the one manifest writer
-        import json
-        manifest = load_manifest()
-        for r in results:
-            if r["backend"] == "onnxruntime" and not r["flip"]:
-                manifest["models"][r["embedder"]]["thresholds"] = r["thresholds"]
-                manifest["models"][r["embedder"]]["thresholds_calibration"] = r["thresholds_calibration"]
-        write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-        print("thresholds written to models/manifest.json")
+        write_thresholds([r for r in results if r["backend"] == "onnxruntime" and not r["flip"]
+                          and "detector" in r])
+
+
+# Another detector's landmarks may use the calibrated thresholds when they give at most this multiple
+# of each nominal FAR (1e-2, 1e-3, 1e-4) on its own impostor pairs.
+MAX_FAR_RATIO = 1.5
+
+
+def far_of(result: dict, threshold: float) -> float:
+    return float(np.sum(result["_impostors"] >= threshold)) / result["_n_impostors"]
+
+
+def write_thresholds(results: list[dict]) -> None:
+    """Per embedder: the thresholds calibrated with the default detector's landmarks (else the first
+    measured), each detector's own calibration for the record, and the detectors they are valid for."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from manifest_tools import load_manifest, write_atomic  # the one manifest writer
+    import json
+    manifest = load_manifest()
+    for embedder in dict.fromkeys(r["embedder"] for r in results):
+        mine = {r["detector"]: r for r in results if r["embedder"] == embedder}
+        base = mine.get(DEFAULT_DETECTOR, next(iter(mine.values())))
+        valid, shifts = [], {}
+        for detector, r in mine.items():
+            shifts[detector] = {op: far_of(r, base["thresholds"][op]) for op in ("far_1e-2", "far_1e-3", "far_1e-4")}
+            if all(far <= MAX_FAR_RATIO * float(op[4:]) for op, far in shifts[detector].items()):
+                valid.append(detector)
+        entry = manifest["models"][embedder]
+        entry["thresholds"] = base["thresholds"]
+        entry["thresholds_calibration"] = base["thresholds_calibration"]
+        entry["thresholds_detectors"] = valid
+        entry["thresholds_by_detector"] = {
+            d: {"thresholds": r["thresholds"], "far_with_the_shipped_thresholds": shifts[d]} for d, r in mine.items()}
+        print(f"{embedder}: thresholds from {base['detector']} landmarks, valid for {', '.join(valid)}; "
+              f"FAR with them: {shifts}")
+    write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    print("thresholds written to models/manifest.json")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeface.detection import YuNet
-from edgeface.detection.yunet import _unrotate
+from edgeface.detection.yunet import unrotate
 from edgeface.models import get_model, verify_model
 
 REFERENCE = Path(__file__).parent / "data" / "yunet_reference.json"
@@ -61,14 +61,14 @@ def test_large_frames_are_downscaled_to_max_side(astronaut):
 
 
 @pytest.mark.parametrize("angle", [90, 180, 270])
-def test_unrotate_inverts_cv2_rotate(angle):
+def testunrotate_inverts_cv2_rotate(angle):
     height, width = 30, 50
     img = np.zeros((height, width, 3), np.uint8)
     img[7, 11] = 255
     code = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[angle]
     ys, xs = np.nonzero(cv2.rotate(img, code)[:, :, 0])
     centre = np.array([[xs[0] + 0.5, ys[0] + 0.5]], np.float32)  # pixel centre, continuous coordinates
-    np.testing.assert_allclose(_unrotate(centre, angle, (height, width)), [[11.5, 7.5]])
+    np.testing.assert_allclose(unrotate(centre, angle, (height, width)), [[11.5, 7.5]])
 
 
 @pytest.mark.parametrize("angle,code", [(90, cv2.ROTATE_90_COUNTERCLOCKWISE), (270, cv2.ROTATE_90_CLOCKWISE)])
@@ -82,5 +82,5 @@ def test_rotations_find_a_face_lying_on_its_side(astronaut, angle, code):
         assert len(found) == 1
         assert len(upright_only.detect(lying)) == 0 or upright_only.detect(lying).scores[0] < found.scores[0]
     # Where the upright landmarks go when the frame is turned by `code`.
-    marks = _unrotate(upright.landmarks[0], angle, lying.shape[:2])
+    marks = unrotate(upright.landmarks[0], angle, lying.shape[:2])
     np.testing.assert_allclose(found.landmarks[0], marks, atol=4.0)

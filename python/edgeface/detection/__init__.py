@@ -70,5 +70,10 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
     )
 
 
+def detector_name(detector: FaceDetector) -> Optional[str]:
+    """The registered name of a detector instance's class ("mtcnn", ...), None for other classes."""
+    return next((name for name, cls in DETECTORS.items() if type(detector) is cls), None)
+
+
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig", "FaceDetector", "MTCNN",
-           "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector"]
+           "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector", "detector_name"]

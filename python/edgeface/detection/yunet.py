@@ -96,9 +96,9 @@ class YuNet:
         if angle == 0:
             return self._detect_upright(img)
         boxes, scores, marks = self._detect_upright(cv2.rotate(img, _CV2_ROTATE[angle]))
-        corners = _unrotate(boxes.reshape(-1, 2, 2), angle, img.shape[:2])
+        corners = unrotate(boxes.reshape(-1, 2, 2), angle, img.shape[:2])
         boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
-        return np.ascontiguousarray(boxes, np.float32), scores, _unrotate(marks, angle, img.shape[:2])
+        return np.ascontiguousarray(boxes, np.float32), scores, unrotate(marks, angle, img.shape[:2])
 
     def _detect_upright(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), scores (N,), landmarks (N, 5, 2) in img's pixels, before the final NMS."""
@@ -148,7 +148,7 @@ def _decode(out: dict[str, np.ndarray], padded_width: int, threshold: float
     return boxes_all[finite], scores_all[finite], marks_all[finite]
 
 
-def _unrotate(points: np.ndarray, angle: int, shape: tuple[int, int]) -> np.ndarray:
+def unrotate(points: np.ndarray, angle: int, shape: tuple[int, int]) -> np.ndarray:
     """(..., 2) points of the frame rotated clockwise by ``angle`` → points of the frame (height, width)."""
     height, width = shape
     x, y = points[..., 0], points[..., 1]
