@@ -53,6 +53,7 @@ LIB_SHA256 = "7fc3c140b563f449ce7cb5bd102ece650681e5bfeffc87efe79272be1932c4f4"
 OPSET = 17
 NUM_LAYERS = 53
 STRIDES = (8, 16, 32)
+PAD_MULTIPLE = 32  # the network halves the resolution five times
 MODEL_FILE = "yunet.onnx"
 EXAMPLE = REPO / "examples" / "astronaut.jpg"
 REFERENCE_JSON = REPO / "tests" / "data" / "yunet_reference.json"
@@ -155,9 +156,26 @@ class GraphBuilder:
         return out
 
 
+def pad_to_stride(g: GraphBuilder, x: str) -> str:
+    """Zero-pad bottom/right to a multiple of 32 inside the graph (a no-op when the caller already did),
+    so any input size runs; the outputs then cover ceil(H/32)*32 x ceil(W/32)*32."""
+    stride = numpy_helper.from_array(np.array([PAD_MULTIPLE], np.int64), "pad.stride")
+    head = numpy_helper.from_array(np.zeros(6, np.int64), "pad.head")
+    starts = numpy_helper.from_array(np.array([2], np.int64), "pad.starts")
+    ends = numpy_helper.from_array(np.array([4], np.int64), "pad.ends")
+    g.initializers += [stride, head, starts, ends]
+    g.op("Shape", [x], "pad.shape")
+    g.op("Slice", ["pad.shape", "pad.starts", "pad.ends"], "pad.hw")
+    g.op("Mod", ["pad.hw", "pad.stride"], "pad.rest")
+    g.op("Sub", ["pad.stride", "pad.rest"], "pad.missing")
+    g.op("Mod", ["pad.missing", "pad.stride"], "pad.tail")
+    g.op("Concat", ["pad.head", "pad.tail"], "pad.pads", axis=0)
+    return g.op("Pad", [x, "pad.pads"], "input.padded", mode="constant")
+
+
 def build_graph(layers: list[dict[str, Any]]) -> onnx.ModelProto:
     g = GraphBuilder(layers)
-    x = g.dp(g.head_conv("input"), "backbone__model0_dp")
+    x = g.dp(g.head_conv(pad_to_stride(g, "input")), "backbone__model0_dp")
     x = g.op("MaxPool", [x], "pool0", kernel_shape=[2, 2], strides=[2, 2])
     x = g.dp(g.dp(x, "backbone__model1_dp1"), "backbone__model1_dp2")
     x = g.dp(g.dp(x, "backbone__model2_dp1"), "backbone__model2_dp2")
@@ -316,8 +334,8 @@ def manifest_entry(lib_sha: str, params: int, parity: dict[str, Any]) -> dict[st
         "file": MODEL_FILE, "role": "detector", "precision": "fp32", "parameters": params,
         "input": {"name": "input", "shape": [1, 3, "H", "W"], "layout": "NCHW", "color": "BGR", "dtype": "float32",
                   "range": [0, 255], "normalize": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
-                  "note": "H and W multiples of 32: pad the (resized) frame bottom/right with zeros"},
-        "output": {"note": "per stride s in 8, 16, 32, rows = (H/s)*(W/s) cells in row-major order: cls_s, obj_s "
+                  "note": "any H, W: the graph zero-pads bottom/right to multiples of 32 (a no-op if already)"},
+        "output": {"note": "per stride s in 8, 16, 32, rows = (H'/s)*(W'/s) cells (H', W' = H, W rounded up to 32) in row-major order: cls_s, obj_s "
                            "[1,n,1] after sigmoid (score = sqrt(cls*obj)); bbox_s [1,n,4] (dx, dy, log w, log h) "
                            "in strides, centre = (col + dx, row + dy) * s; kps_s [1,n,10] (x, y) * 5 as "
                            "(col + kx, row + ky) * s; OpenCV's YuNet output convention"},

@@ -1,7 +1,7 @@
 """YuNet face detection (libfacedetection, BSD-3): one anchor-free network pass, 5 landmarks per face.
 
-The frame is downscaled only if its longer side exceeds ``max_side``, then zero-padded bottom/right to a
-multiple of 32 (the network's largest stride) and run once. Each of the three output levels (strides 8,
+The frame is downscaled only if its longer side exceeds ``max_side``, then run once (the graph zero-pads
+it bottom/right to a multiple of 32, the network's largest stride). Each of the three output levels (strides 8,
 16, 32) scores every cell; cells above ``score_threshold`` are decoded here (numpy, a few hundred cells)
 and merged with the C++ NMS. ``rotations`` runs the same network on rotated copies of the frame too, for
 faces lying on their side, and merges all detections in the frame's coordinates.
@@ -108,10 +108,9 @@ class YuNet:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         h, w = img.shape[:2]
-        padded = np.zeros((-(-h // PAD) * PAD, -(-w // PAD) * PAD, 3), np.float32)
-        padded[:h, :w] = img
-        out = self.net.run(np.ascontiguousarray(padded.transpose(2, 0, 1))[None])
-        boxes, scores, marks = _decode(out, padded.shape[1], self.config.score_threshold)
+        out = self.net.run(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None])
+        # The graph zero-pads bottom/right to a multiple of 32: its cells cover the padded width.
+        boxes, scores, marks = _decode(out, -(-w // PAD) * PAD, self.config.score_threshold)
         if len(scores) > MAX_CANDIDATES:
             top = np.argsort(-scores, kind="stable")[:MAX_CANDIDATES]
             boxes, scores, marks = boxes[top], scores[top], marks[top]
