@@ -120,3 +120,15 @@ def test_every_registered_detector_has_bad_option_cases():
 def test_unknown_detector_name_lists_the_choices():
     with pytest.raises(InvalidArgumentError, match="choose one of"):
         create_detector("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_functions_take_the_detector_by_name(name, astronaut):
+    import edgeface
+    with create_detector(name, threads=1) as det:
+        expected = det.detect(astronaut)
+    found = edgeface.detect(astronaut, detector=name)
+    np.testing.assert_allclose(found.boxes, expected.boxes, atol=1e-3)
+    assert edgeface.embed(astronaut, detector=name).shape[0] == len(expected)
+    with pytest.raises(InvalidArgumentError):
+        edgeface.detect(astronaut, detector="nope")
