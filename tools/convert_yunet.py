@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import json
 import subprocess
 import sys
@@ -112,8 +111,8 @@ class GraphBuilder:
         self.initializers: list[onnx.TensorProto] = []
         self.used: set[str] = set()
 
-    def _const(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
+    def const(self, name: str, array: np.ndarray, dtype: type = np.float32) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype), name))
         return name
 
     def conv(self, x: str, name: str, relu_override: bool | None = None) -> str:
@@ -128,7 +127,7 @@ class GraphBuilder:
             w = layer["weights"].reshape(f, c, 1, 1)
             attrs = {"kernel_shape": [1, 1]}
         out = name
-        self.nodes.append(helper.make_node("Conv", [x, self._const(name + ".w", w), self._const(name + ".b", layer["biases"])],
+        self.nodes.append(helper.make_node("Conv", [x, self.const(name + ".w", w), self.const(name + ".b", layer["biases"])],
                                            [out], name=name, **attrs))
         if layer["relu"] if relu_override is None else relu_override:
             self.nodes.append(helper.make_node("Relu", [out], [out + ".relu"], name=name + ".relu"))
@@ -141,7 +140,7 @@ class GraphBuilder:
         self.used.add("backbone__model0_pw")
         f = layer["filters"]
         w = layer["weights"].reshape(f, 32)[:, :27].reshape(f, 3, 3, 3).transpose(0, 3, 1, 2)
-        self.nodes.append(helper.make_node("Conv", [x, self._const("head.w", w), self._const("head.b", layer["biases"])],
+        self.nodes.append(helper.make_node("Conv", [x, self.const("head.w", w), self.const("head.b", layer["biases"])],
                                            ["head"], name="head", kernel_shape=[3, 3], strides=[2, 2],
                                            pads=[1, 1, 1, 1]))
         self.nodes.append(helper.make_node("Relu", ["head"], ["head.relu"], name="head.relu"))
@@ -159,18 +158,13 @@ class GraphBuilder:
 def pad_to_stride(g: GraphBuilder, x: str) -> str:
     """Zero-pad bottom/right to a multiple of 32 inside the graph (a no-op when the caller already did),
     so any input size runs; the outputs then cover ceil(H/32)*32 x ceil(W/32)*32."""
-    stride = numpy_helper.from_array(np.array([PAD_MULTIPLE], np.int64), "pad.stride")
-    head = numpy_helper.from_array(np.zeros(6, np.int64), "pad.head")
-    starts = numpy_helper.from_array(np.array([2], np.int64), "pad.starts")
-    ends = numpy_helper.from_array(np.array([4], np.int64), "pad.ends")
-    g.initializers += [stride, head, starts, ends]
-    g.op("Shape", [x], "pad.shape")
-    g.op("Slice", ["pad.shape", "pad.starts", "pad.ends"], "pad.hw")
-    g.op("Mod", ["pad.hw", "pad.stride"], "pad.rest")
-    g.op("Sub", ["pad.stride", "pad.rest"], "pad.missing")
-    g.op("Mod", ["pad.missing", "pad.stride"], "pad.tail")
-    g.op("Concat", ["pad.head", "pad.tail"], "pad.pads", axis=0)
-    return g.op("Pad", [x, "pad.pads"], "input.padded", mode="constant")
+    stride = g.const("pad.stride", [PAD_MULTIPLE], np.int64)
+    hw = g.op("Slice", [g.op("Shape", [x], "pad.shape"), g.const("pad.starts", [2], np.int64),
+                        g.const("pad.ends", [4], np.int64)], "pad.hw")
+    missing = g.op("Sub", [stride, g.op("Mod", [hw, stride], "pad.rest")], "pad.missing")
+    tail = g.op("Mod", [missing, stride], "pad.tail")  # 32 -> 0 when already a multiple
+    pads = g.op("Concat", [g.const("pad.head", np.zeros(6), np.int64), tail], "pad.pads", axis=0)
+    return g.op("Pad", [x, pads], "input.padded", mode="constant")
 
 
 def build_graph(layers: list[dict[str, Any]]) -> onnx.ModelProto:
@@ -184,7 +178,7 @@ def build_graph(layers: list[dict[str, Any]]) -> onnx.ModelProto:
         x = g.op("MaxPool", [x], f"pool{i + 1}", kernel_shape=[2, 2], strides=[2, 2])
         x = g.dp(g.dp(x, f"backbone__{stage}_dp1"), f"backbone__{stage}_dp2")
         feats.append(x)
-    scales = g._const("up.scales", np.array([1, 1, 2, 2], np.float32))
+    scales = g.const("up.scales", [1, 1, 2, 2])
     # Top-down neck: lateral conv on the coarser level, nearest x2, add to the finer one.
     feats[2] = g.dp(feats[2], "neck__lateral_convs__2")
     for level in (1, 0):
@@ -195,8 +189,7 @@ def build_graph(layers: list[dict[str, Any]]) -> onnx.ModelProto:
         for level, stride in enumerate(STRIDES):
             y = g.dp(feats[level], f"bbox_head__multi_level_{kind}__{level}")
             y = g.op("Transpose", [y], f"{kind}_{stride}.nhwc", perm=[0, 2, 3, 1])
-            shape = g._const(f"{kind}_{stride}.shape", np.array([1, -1, channels], np.int64))
-            g.initializers[-1] = numpy_helper.from_array(np.array([1, -1, channels], np.int64), shape)
+            shape = g.const(f"{kind}_{stride}.shape", [1, -1, channels], np.int64)
             name = f"{kind}_{stride}"
             y = g.op("Reshape", [y, shape], name if kind in ("bbox", "kps") else name + ".logit")
             if kind in ("cls", "obj"):
