@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PUBLISHED, REPO, centre_faces, log_x_plot, publish, read_tsv, require_data  # noqa: E402
 from peer_runs import run_peer  # noqa: E402
 
-from edgeface.detection import Detector  # noqa: E402
+from edgeface.detection import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from edgeface.embedding import Embedder  # noqa: E402
 from edgeface.evaluation import best_accuracy_threshold, kfold_accuracy, roc_curve, tar_at_far, threshold_at_far  # noqa: E402
 from edgeface.image_io import read_image  # noqa: E402
@@ -104,7 +104,7 @@ def verification_metrics(scores: np.ndarray, pairs: list[dict[str, str]]) -> dic
 
 
 def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root: Path,
-             person_of: dict[str, str]) -> dict:
+             person_of: dict[str, str], detector: str) -> dict:
     embedder = Embedder(name, backend=backend, flip=flip)
     started = time.perf_counter()
     vectors = embed_images(embedder, faces)
@@ -113,8 +113,13 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
     scores = pair_scores(pairs, root, vectors)
     labels = np.array([p["same"] == "1" for p in pairs])
     cal_scores, cal_labels = calibration_scores(vectors, person_of)
+    impostors = np.sort(cal_scores[~cal_labels])[::-1]
     return {
-        "name": f"edgeface {name}", "embedder": name, "backend": backend, "flip": flip,
+        # In memory only (not published): the highest impostor scores, to measure the FAR another
+        # detector's thresholds give on this detector's landmarks.
+        "_impostors": impostors[:max(1, int(len(impostors) * 0.05))], "_n_impostors": len(impostors),
+        "name": f"edgeface {name} ({detector})", "embedder": name, "detector": detector, "backend": backend,
+        "flip": flip,
         **verification_metrics(scores, pairs),
         "faces_missing": sum(1 for v in faces.values() if v is None), "images": len(faces),
         "embed_seconds": elapsed,
@@ -126,7 +131,7 @@ def evaluate(name: str, backend: str, flip: bool, faces: dict, pairs: list, root
         },
         "thresholds_calibration": (f"LFW folds 1-5 images ({len(vectors)} embedded); FAR thresholds over "
                             f"{int((~cal_labels).sum())} impostor and {int(cal_labels.sum())} genuine pairs; "
-                            "best_accuracy over the 3,000 protocol pairs; MTCNN landmarks"),
+                            f"best_accuracy over the 3,000 protocol pairs; {detector} landmarks"),
     }
 
 
@@ -163,24 +168,28 @@ def main() -> None:
     parser.add_argument("--flip", action="store_true", help="also evaluate flip test-time augmentation")
     parser.add_argument("--write-thresholds", action="store_true")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--detectors", default=",".join(DETECTORS),
+                        help=f"comma-separated detectors whose landmarks align the faces (default: all; "
+                             f"the default detector is {DEFAULT_DETECTOR})")
     args = parser.parse_args()
 
     root = require_data("lfw")
     pairs = read_tsv(root / "pairs.tsv")
     person_of = {str(root / r["path"]): r["person"] for r in read_tsv(root / "identities.tsv")}
     paths = sorted({str(root / p[k]) for p in pairs for k in ("path1", "path2")})
-    detector = Detector()
-    faces = centre_faces(paths, detector, "mtcnn")
-    detector.close()
+    faces_by_detector = {}
+    for detector_name in args.detectors.split(","):
+        with create_detector(detector_name) as detector:
+            faces_by_detector[detector_name] = centre_faces(paths, detector, detector_name)
 
     names = args.embedders.split(",") if args.embedders else [n for n in list_models() if get_model(n).role == "embedder"]
     results = []
-    for name in names:
+    for (detector_name, faces), name in ((f, n) for f in faces_by_detector.items() for n in names):
         for backend in args.backends.split(","):
             for flip in ([False, True] if args.flip else [False]):
-                r = evaluate(name, backend, flip, faces, pairs, root, person_of)
+                r = evaluate(name, backend, flip, faces, pairs, root, person_of, detector_name)
                 results.append(r)
-                print(f"{name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
+                print(f"{detector_name:6s} {name:24s} {backend:12s} flip={flip!s:5s} acc {100 * r['accuracy_mean']:.2f} ± "
                       f"{100 * r['accuracy_std']:.2f} %  TAR@1e-3 {tar_text(r['tar_at_far_1e-3'])}  "
                       f"TAR@1e-2 {tar_text(r['tar_at_far_1e-2'])}  missing {r['faces_missing']}/{r['images']}  "
                       f"thr@1e-3 {r['thresholds']['far_1e-3']:.4f}", flush=True)
@@ -194,18 +203,47 @@ def main() -> None:
                   f"{100 * peer['accuracy_at_readme_tolerance']:.2f} %", flush=True)
     plot_roc(results, PUBLISHED / "roc_lfw.png")
     publish("accuracy_lfw.json", {"protocol": "LFW folds 1-5 (3,000 pairs), threshold from the other 4 folds; "
-                                  "missing faces count as errors", "results": results})
+                                  "missing faces count as errors",
+                                  "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]})
     if args.write_thresholds:
-        sys.path.insert(0, str(REPO / "tools"))
-        from manifest_tools import load_manifest, write_atomic  # the one manifest writer
-        import json
-        manifest = load_manifest()
-        for r in results:
-            if r["backend"] == "onnxruntime" and not r["flip"]:
-                manifest["models"][r["embedder"]]["thresholds"] = r["thresholds"]
-                manifest["models"][r["embedder"]]["thresholds_calibration"] = r["thresholds_calibration"]
-        write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-        print("thresholds written to models/manifest.json")
+        write_thresholds([r for r in results if r["backend"] == "onnxruntime" and not r["flip"]
+                          and "detector" in r])
+
+
+# Another detector's landmarks may use the calibrated thresholds when they give at most this multiple
+# of each nominal FAR (1e-2, 1e-3, 1e-4) on its own impostor pairs.
+MAX_FAR_RATIO = 1.5
+
+
+def far_of(result: dict, threshold: float) -> float:
+    return float(np.sum(result["_impostors"] >= threshold)) / result["_n_impostors"]
+
+
+def write_thresholds(results: list[dict]) -> None:
+    """Per embedder: the thresholds calibrated with the default detector's landmarks (else the first
+    measured), each detector's own calibration for the record, and the detectors they are valid for."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from manifest_tools import load_manifest, write_atomic  # the one manifest writer
+    import json
+    manifest = load_manifest()
+    for embedder in dict.fromkeys(r["embedder"] for r in results):
+        mine = {r["detector"]: r for r in results if r["embedder"] == embedder}
+        base = mine.get(DEFAULT_DETECTOR, next(iter(mine.values())))
+        valid, shifts = [], {}
+        for detector, r in mine.items():
+            shifts[detector] = {op: far_of(r, base["thresholds"][op]) for op in ("far_1e-2", "far_1e-3", "far_1e-4")}
+            if all(far <= MAX_FAR_RATIO * float(op[4:]) for op, far in shifts[detector].items()):
+                valid.append(detector)
+        entry = manifest["models"][embedder]
+        entry["thresholds"] = base["thresholds"]
+        entry["thresholds_calibration"] = base["thresholds_calibration"]
+        entry["thresholds_detectors"] = valid
+        entry["thresholds_by_detector"] = {
+            d: {"thresholds": r["thresholds"], "far_with_the_shipped_thresholds": shifts[d]} for d, r in mine.items()}
+        print(f"{embedder}: thresholds from {base['detector']} landmarks, valid for {', '.join(valid)}; "
+              f"FAR with them: {shifts}")
+    write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    print("thresholds written to models/manifest.json")
 
 
 if __name__ == "__main__":

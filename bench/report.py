@@ -72,28 +72,43 @@ is always accepted; when there are more of those than the FAR allows (1.5 of 1,5
 """
 
 
+def _default_detector(r: dict) -> dict:
+    """The default detector's result (its plain name), else the first edgeface detector measured."""
+    results = r["results"]
+    return results.get(r.get("default_detector", ""), next(v for k, v in results.items() if k not in PEER_NAMES))
+
+
 def section_detect(r: dict) -> str:
-    levels = ("easy", "medium", "hard", "voc")
+    groups = ("easy", "medium", "hard", "voc", "size <16", "size 16-32", "size 32-64", "size >=64")
     rows = []
     for name, x in r["results"].items():
         marks = x.get("landmarks")
-        rows.append([PEER_NAMES.get(name, name),
-                     *(f"{pct(x['recall'][lvl], 1)} ({x['found'][lvl]}/{x['total'][lvl]})" for lvl in levels),
-                     f"**{pct(x['recall_all'], 1)}**", pct(x["ap"], 1), f"{x['false_positives_per_image']:.2f}",
-                     f"{100 * marks['mean_nme']:.2f} % ({marks['faces']} faces)" if marks else "n/a"])
+        for tag, rec, fp in (("own threshold", x["recall"], x["false_positives_per_image"]),
+                             (f"score ≥ {x['at_max_fp']['score_threshold']:.3f}", x["at_max_fp"]["recall"],
+                              x["at_max_fp"]["false_positives_per_image"])):
+            rows.append([PEER_NAMES.get(name, name), tag,
+                         *(f"{pct(rec[g]['recall'], 1)} ({rec[g]['found']}/{rec[g]['total']})" if g in rec else "–"
+                           for g in groups),
+                         pct(x["ap"], 1), f"{fp:.2f}",
+                         f"{100 * marks['mean_nme']:.2f} % ({marks['faces']})" if marks else "n/a",
+                         f"{x['ms_per_image']:.1f}",
+                         ", ".join(f"{k}: {v:.1f}" for k, v in x.get("ms_per_frame", {}).items()) or "–"])
     first = next(iter(r["results"].values()))
-    ours = next(v for k, v in r["results"].items() if k.startswith("edgeface"))
     return f"""## Detection
 
 `../shared/data/detection`: {first['images']} images, {first['faces']} valid faces (WIDER FACE val
-subset with its easy/medium/hard flags, and dlib's PASCAL VOC faces). Recall at IoU 0.5, VOC-style
-average precision over all valid faces, false positives per image; landmark error is the mean
-5-point distance to dlib's 68-point annotations (eye centres, nose tip, mouth corners) over the
-inter-ocular distance, for detectors that give landmarks. Peers run with the settings their READMEs
-show (facenet MTCNN min face 20; HOG upsample 1; Haar scaleFactor 1.1, minNeighbors 5, minSize 20).
-dlib HOG and Haar give no scores, so their AP is that of one operating point. {provenance(r)}
+subset with its easy/medium/hard flags, and dlib's PASCAL VOC faces). Recall at IoU 0.5 per difficulty
+and per face-size bucket (ground-truth box height), at the detector's own threshold and at the lowest
+score that keeps ≤ 0.5 false positives per image; VOC-style average precision over all valid faces,
+false positives per image; landmark error is the mean 5-point distance to dlib's 68-point annotations
+(eye centres, nose tip, mouth corners) over the inter-ocular distance, for detectors that give
+landmarks; median ms per image of this set (one thread) and ms/frame on shared/data/speed photos
+resized to 640×480 / 1280×720 at 1 and 2 threads (ONNX Runtime). Default detector:
+`{r.get('default_detector', '?')}`. Peers run with the settings their READMEs show (facenet MTCNN min
+face 20; HOG upsample 1; Haar scaleFactor 1.1, minNeighbors 5, minSize 20); their ms come from their own
+(cached) run. dlib HOG and Haar give no scores, so their AP is that of one operating point. {provenance(r)}
 
-{table(["detector", "recall easy", "recall medium", "recall hard", "recall VOC", "recall, all faces", "AP", "FP / image", "landmark NME"], rows)}
+{table(["detector", "operating point", "easy", "medium", "hard", "VOC", "<16 px", "16-32 px", "32-64 px", "≥64 px", "AP", "FP / image", "landmark NME", "ms / image", "ms / frame"], rows)}
 
 WIDER's flags are cumulative (hard ⊇ medium ⊇ easy), so "hard" is the whole WIDER subset.
 """
@@ -242,11 +257,11 @@ def targets(res: dict[str, dict]) -> list[list[str]]:
     speed, detect, lfw = res.get("speed"), res.get("accuracy_detect"), res.get("accuracy_lfw")
     if speed and detect:
         ratios = [x for x in speed["ratios"] if x["figure"] == "detection ms/frame" and x["peer"] == "facenet_mtcnn"]
-        ours = next(v for k, v in detect["results"].items() if k.startswith("edgeface"))
+        ours = _default_detector(detect)
         peer = detect["results"].get("facenet_mtcnn")
         if ratios and peer:
-            behind = [f"{lvl} {ours['found'][lvl]} vs {peer['found'][lvl]} of {ours['total'][lvl]}"
-                      for lvl in ours["recall"] if ours["recall"][lvl] < peer["recall"][lvl]]
+            behind = [f"{lvl} {ours['recall'][lvl]['found']} vs {peer['recall'][lvl]['found']} of {ours['recall'][lvl]['total']}"
+                      for lvl in ours["recall"] if ours["recall"][lvl]["recall"] < peer["recall"][lvl]["recall"]]
             speedups = ", ".join(f"{x['size']} t{x['threads']}: {x['speedup_default']:.1f}× ({x['speedup_best']:.1f}× {x['best_backend']})"
                                  for x in ratios)
             fast = all(x["speedup_default"] >= 4 for x in ratios)
@@ -293,15 +308,15 @@ def shortfalls(res: dict[str, dict]) -> list[str]:
     out = []
     detect = res.get("accuracy_detect")
     if detect:
-        ours = next(v for k, v in detect["results"].items() if k.startswith("edgeface"))
+        ours = _default_detector(detect)
         for name, peer in detect["results"].items():
-            if name.startswith("edgeface"):
+            if name not in PEER_NAMES:
                 continue
             for lvl, value in peer["recall"].items():
-                if value > ours["recall"][lvl]:
-                    out.append(f"Detection recall on {lvl}: {PEER_NAMES[name]} {pct(value, 1)} "
-                               f"({peer['found'][lvl]}/{peer['total'][lvl]}) vs edgeface {pct(ours['recall'][lvl], 1)} "
-                               f"({ours['found'][lvl]}/{ours['total'][lvl]}).")
+                if value["recall"] > ours["recall"][lvl]["recall"]:
+                    out.append(f"Detection recall on {lvl}: {PEER_NAMES[name]} {pct(value['recall'], 1)} "
+                               f"({value['found']}/{value['total']}) vs edgeface {pct(ours['recall'][lvl]['recall'], 1)} "
+                               f"({ours['recall'][lvl]['found']}/{ours['recall'][lvl]['total']}).")
             if peer["false_positives_per_image"] < ours["false_positives_per_image"]:
                 out.append(f"False positives per image: {PEER_NAMES[name]} {peer['false_positives_per_image']:.2f} "
                            f"vs edgeface {ours['false_positives_per_image']:.2f}.")

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from .detection import FaceDetector, create_detector
+from .detection import FaceDetector, create_detector, detector_name
 from .embedding import Embedder
 from .faces import Detections, Face
 from .gallery import Fusion, Gallery, Identity
@@ -62,7 +62,8 @@ class FaceAnalyzer:
                  detector: Union[str, FaceDetector, None] = None, **detector_options: Any) -> None:
         self.detector = create_detector(detector, backend, threads, **detector_options)
         self.embedder = Embedder(embedder, backend, threads)
-        self.threshold = threshold_for(self.embedder.spec, operating_point)
+        # A detector instance of an unregistered class has no name: its user vouches for the threshold.
+        self.threshold = threshold_for(self.embedder.spec, operating_point, detector_name(self.detector))
         self.gallery: Optional[Gallery] = None
         if gallery is not None:
             self.gallery = gallery if isinstance(gallery, Gallery) else self.open_gallery(gallery, fusion=fusion)

@@ -13,6 +13,7 @@ import numpy as np
 from .alignment import align as _align
 from .detection import FaceDetector, create_detector
 from .embedding import Embedder
+from .errors import InvalidArgumentError
 from .faces import Detections
 from .image_io import ImageLike, check_color, load_image
 from .matching import cosine_similarity
@@ -21,8 +22,8 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=None)
-def _detector() -> FaceDetector:
-    return create_detector()
+def _detector(name: Optional[str]) -> FaceDetector:
+    return create_detector(name)
 
 
 @lru_cache(maxsize=None)
@@ -30,11 +31,14 @@ def _embedder(model: Optional[str]) -> Embedder:
     return Embedder(model)
 
 
-def detect(image: ImageLike, color: str = "bgr") -> Detections:
-    """Faces (boxes, scores, 5 landmarks) in ``image`` with the default MTCNN settings."""
+def detect(image: ImageLike, color: str = "bgr", detector: Optional[str] = None) -> Detections:
+    """Faces (boxes, scores, 5 landmarks) in ``image``; ``detector`` is a name from
+    ``edgeface.detection.DETECTORS`` with its default settings (default: ``DEFAULT_DETECTOR``)."""
+    if detector is not None and not isinstance(detector, str):
+        raise InvalidArgumentError("detector must be a detector name; use the instance's own detect() instead")
     with _lock:
-        detector = _detector()
-    return detector.detect(image, color)
+        instance = _detector(detector.strip().lower() if detector else None)
+    return instance.detect(image, color)
 
 
 def align(image: ImageLike, faces: Union[Detections, np.ndarray], model: Optional[str] = None,
@@ -46,12 +50,12 @@ def align(image: ImageLike, faces: Union[Detections, np.ndarray], model: Optiona
 
 
 def embed(image: ImageLike, faces: Union[Detections, np.ndarray, None] = None, model: Optional[str] = None,
-          color: str = "bgr") -> np.ndarray:
-    """Unit-length embeddings of ``faces`` in ``image`` (all detected faces when ``faces`` is None)."""
+          color: str = "bgr", detector: Optional[str] = None) -> np.ndarray:
+    """Unit-length embeddings of ``faces`` in ``image`` (all faces ``detector`` finds when ``faces`` is None)."""
     order = check_color(color)
     img = load_image(image, order)
     if faces is None:
-        faces = detect(img, order)
+        faces = detect(img, order, detector)
     with _lock:
         embedder = _embedder(model)
     return embedder.embed(img, faces, order)

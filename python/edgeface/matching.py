@@ -40,10 +40,21 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ma @ mb.T
 
 
-def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POINT) -> float:
-    """The calibrated cosine threshold of ``spec`` at an operating point ("far_1e-3", ...)."""
+def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POINT,
+                  detector: Optional[str] = None) -> float:
+    """The calibrated cosine threshold of ``spec`` at an operating point ("far_1e-3", ...).
+
+    ``detector`` names the detector whose landmarks align the faces: a threshold calibrated with
+    other detectors' landmarks is refused (``ModelError``) rather than silently used.
+    """
     if operating_point not in OPERATING_POINTS:
         raise InvalidArgumentError(f"operating point must be one of {OPERATING_POINTS}, got {operating_point!r}")
+    if detector is not None and detector not in spec.thresholds_detectors:
+        raise ModelError(
+            f"The thresholds of model {spec.name!r} were calibrated for faces aligned with "
+            f"{', '.join(spec.thresholds_detectors)} landmarks, not {detector!r}. Calibrate them with "
+            f"`python bench/accuracy_lfw.py --detectors {detector} --write-thresholds`, or pass a numeric threshold."
+        )
     thresholds = spec.thresholds or {}
     if operating_point not in thresholds:
         raise ModelError(f"model {spec.name!r} has no calibrated threshold for {operating_point}")

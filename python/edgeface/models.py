@@ -103,6 +103,9 @@ class ModelSpec:
         default_factory=lambda: MappingProxyType({}), compare=False
     )
     size_bytes: int | None = None
+    # Detectors whose landmarks the thresholds are valid for (calibrated with, or measured to shift
+    # them immaterially); manifests from before detectors were pluggable were calibrated with MTCNN.
+    thresholds_detectors: tuple[str, ...] = ("mtcnn",)
     # Models whose embeddings are interchangeable (fp32 and its INT8 quantization) share a space;
     # galleries are bound to the space, not to one file.
     embedding_space: str = ""
@@ -292,6 +295,9 @@ def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any) -> ModelSp
     thresholds = entry.get("thresholds", {})
     if not isinstance(thresholds, dict) or not all(_is_number(v) for v in thresholds.values()):
         raise bad("has 'thresholds' that are not a name -> number object")
+    detectors = entry.get("thresholds_detectors", ["mtcnn"])
+    if not isinstance(detectors, list) or not all(isinstance(d, str) and d for d in detectors):
+        raise bad("has 'thresholds_detectors' that is not a list of detector names")
     source = entry.get("source", {})
     if not isinstance(source, dict):
         raise bad("has a 'source' that is not an object")
@@ -317,6 +323,7 @@ def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any) -> ModelSp
         embedding_dim=embedding_dim,
         thresholds=MappingProxyType({k: float(v) for k, v in thresholds.items()}),
         size_bytes=size_bytes,
+        thresholds_detectors=tuple(detectors),
         embedding_space=str(entry.get("embedding_space") or name),
     )
 

@@ -83,7 +83,8 @@ def emit_jsonl(payload: dict[str, Any]) -> None:
 
 
 def detector_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"min_face_size": args.min_face}
+    """--min-face is MTCNN's option: passed only when given, so another detector is not handed it."""
+    return {} if args.min_face is None else {"min_face_size": args.min_face}
 
 
 def make_detector(args: argparse.Namespace) -> Any:
@@ -224,6 +225,14 @@ def min_face_px(text: str) -> float:
     return value
 
 
+def detector_name(text: str) -> str:
+    """An argparse type: a registered detector (edgeface.detection.DETECTORS)."""
+    from ..detection import DETECTORS
+    if text.strip().lower() in DETECTORS:
+        return text.strip().lower()
+    raise argparse.ArgumentTypeError(f"unknown detector {text!r} (detectors: {', '.join(sorted(DETECTORS))})")
+
+
 def embedder_name(text: str) -> str:
     """An argparse type: a manifest model whose role is "embedder", with a did-you-mean otherwise."""
     from ..models import get_model, list_models
@@ -251,8 +260,10 @@ def runtime_options() -> argparse.ArgumentParser:
 
 def detection_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--min-face", type=min_face_px, default=20.0, metavar="PX",
-                   help="smallest face to find, in pixels; larger is faster")
+    p.add_argument("--detector", default=None, type=detector_name, metavar="NAME",
+                   help="face detector (default: edgeface.detection.DEFAULT_DETECTOR)")
+    p.add_argument("--min-face", type=min_face_px, default=None, metavar="PX",
+                   help="MTCNN only: smallest face to find, in pixels (default 20); larger is faster")
     return p
 
 

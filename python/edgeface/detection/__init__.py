@@ -12,6 +12,7 @@ from ..errors import InvalidArgumentError
 from ..faces import Detections
 from ..image_io import ImageLike
 from .mtcnn import MTCNN, MTCNNConfig
+from .yunet import YuNet, YuNetConfig
 
 
 @runtime_checkable
@@ -30,6 +31,7 @@ class FaceDetector(Protocol):
 # Public name -> detector class. A new detector is one module here plus one line in this table.
 DETECTORS: dict[str, type] = {
     "mtcnn": MTCNN,
+    "yunet": YuNet,
 }
 DEFAULT_DETECTOR = "mtcnn"
 
@@ -49,7 +51,13 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
             raise InvalidArgumentError(
                 f"Unknown detector {detector!r}; choose one of: {', '.join(sorted(DETECTORS))}."
             )
-        return cls(backend=backend, threads=threads, **options)
+        try:
+            return cls(backend=backend, threads=threads, **options)
+        except TypeError as exc:  # an option the detector's config does not have
+            raise InvalidArgumentError(
+                f"Detector {detector!r} does not take options {sorted(options)} ({exc}); see the fields of its "
+                f"config class ({cls.__name__}Config)."
+            ) from exc
     if isinstance(detector, FaceDetector):
         if options:
             raise InvalidArgumentError(
@@ -62,5 +70,10 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
     )
 
 
+def detector_name(detector: FaceDetector) -> Optional[str]:
+    """The registered name of a detector instance's class ("mtcnn", ...), None for other classes."""
+    return next((name for name, cls in DETECTORS.items() if type(detector) is cls), None)
+
+
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig", "FaceDetector", "MTCNN",
-           "MTCNNConfig", "create_detector"]
+           "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector", "detector_name"]
