@@ -28,7 +28,7 @@ class ImageTooLargeError(ImageError):
 
 
 class UnsupportedImageFormatError(ImageDecodeError):
-    """The data is not in a format whose size edgeface can check before decoding (JPEG, PNG, BMP, WebP, PNM)."""
+    """The data is not in a format whose size edgeface can check before decoding (JPEG, PNG, BMP, WebP, TIFF, PNM)."""
 
 
 class ModelError(EdgefaceError):

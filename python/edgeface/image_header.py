@@ -1,7 +1,8 @@
 """Image size from the first bytes of an encoded file, so oversized images are refused before decoding.
 
-Covers the formats edgeface decodes: JPEG, PNG, BMP, WebP and PNM (PBM/PGM/PPM). Each parser reads a
-few fixed fields (JPEG scans its marker segments up to the frame header); none decodes pixel data.
+Covers the formats edgeface decodes: JPEG, PNG, BMP, WebP, TIFF and PNM (PBM/PGM/PPM). Each parser
+reads a few fixed fields (JPEG scans its marker segments up to the frame header, TIFF reads its first
+image directory); none decodes pixel data.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Optional
 
 from .errors import ImageDecodeError, UnsupportedImageFormatError
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WebP", "PNM")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WebP", "TIFF", "PNM")
 
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -110,6 +111,29 @@ def _webp(data: bytes) -> Optional[tuple[int, int]]:
     raise _truncated("WebP")
 
 
+def _tiff(data: bytes) -> Optional[tuple[int, int]]:
+    if data[:4] == b"II*\x00":
+        order = "<"
+    elif data[:4] == b"MM\x00*":
+        order = ">"
+    else:
+        return None
+    try:
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        (entries,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+        size: dict[int, int] = {}
+        for i in range(entries):
+            tag, kind, _count = struct.unpack(order + "HHI", data[ifd + 2 + 12 * i:ifd + 10 + 12 * i])
+            if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+                field = data[ifd + 10 + 12 * i:ifd + 14 + 12 * i]
+                size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), field[:2 if kind == 3 else 4])[0]
+    except struct.error:
+        raise _truncated("TIFF") from None
+    if 256 not in size or 257 not in size:
+        raise _truncated("TIFF")
+    return size[256], size[257]
+
+
 def _pnm(data: bytes) -> Optional[tuple[int, int]]:
     if len(data) < 2 or data[0:1] != b"P" or data[1:2] not in b"123456":
         return None
@@ -136,4 +160,4 @@ def _pnm(data: bytes) -> Optional[tuple[int, int]]:
     return numbers[0], numbers[1]
 
 
-_PARSERS = (("PNG", _png), ("JPEG", _jpeg), ("BMP", _bmp), ("WebP", _webp), ("PNM", _pnm))
+_PARSERS = (("PNG", _png), ("JPEG", _jpeg), ("BMP", _bmp), ("WebP", _webp), ("TIFF", _tiff), ("PNM", _pnm))

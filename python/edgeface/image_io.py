@@ -5,7 +5,7 @@ exhausting memory:
 
 * Paths must be regular files (a FIFO, a device such as ``/dev/zero`` or a socket is refused without
   reading it) of at most ``MAX_FILE_BYTES`` (128 MiB); encoded bytes have the same cap.
-* Encoded images must be JPEG, PNG, BMP, WebP or PNM. Their width and height are read from the header
+* Encoded images must be JPEG, PNG, BMP, WebP, TIFF or PNM. Their width and height are read from the header
   before decoding; more than ``MAX_DECODE_PIXELS`` (2**26 = 67,108,864 pixels, e.g. 8192×8192, 192 MiB
   decoded) or a side above ``MAX_SIDE`` (32768) is refused with ``ImageTooLargeError``.
 * Arrays (already in memory) may have up to ``MAX_PIXELS`` (2**28) pixels and sides up to ``MAX_SIDE``.
@@ -77,7 +77,7 @@ def check_decoded_size(width: int, height: int, what: str = "image") -> None:
 
 
 def decode_image(data: bytes | bytearray | memoryview, color: ColorOrder = "bgr") -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, BMP, WebP, PNM) to uint8 H×W×3 in the requested channel
+    """Decode encoded image bytes (JPEG, PNG, BMP, WebP, TIFF, PNM) to uint8 H×W×3 in the requested channel
     order. The size in the header is checked against ``MAX_DECODE_PIXELS`` before decoding."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
@@ -87,7 +87,7 @@ def decode_image(data: bytes | bytearray | memoryview, color: ColorOrder = "bgr"
             f"image data is {buf.size} bytes, over the limit of {MAX_FILE_BYTES} bytes; "
             "re-encode it as JPEG or downscale it first"
         )
-    fmt, width, height = image_size(buf[:1 << 16].tobytes())
+    fmt, width, height = image_size(data if isinstance(data, bytes) else buf.tobytes())
     check_decoded_size(width, height, f"{fmt} image")
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
