@@ -28,7 +28,8 @@ def landmarks_array(faces: Union[Detections, np.ndarray]) -> np.ndarray:
             )
     if marks.ndim != 3 or marks.shape[1:] != (5, 2):
         raise InvalidArgumentError(f"landmarks must have shape (K, 5, 2), got {marks.shape}")
-    marks = np.ascontiguousarray(marks, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf, refused just below
+        marks = np.ascontiguousarray(marks, dtype=np.float32)
     if not np.all(np.isfinite(marks)):
         raise InvalidArgumentError("landmarks contain NaN or infinity (or values beyond float32)")
     return marks
