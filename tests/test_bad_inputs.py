@@ -367,7 +367,7 @@ def _cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 
 def _bomb(tmp: Path) -> str:
     path = tmp / "bomb.png"
-    path.write_bytes(png_claiming(16000, 16000))
+    path.write_bytes(png_claiming(20000, 20000))  # over OpenCV's own cap too: a cv2.error before the fix
     return str(path)
 
 
