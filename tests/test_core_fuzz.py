@@ -12,7 +12,8 @@ import pytest
 from edgeface import _core
 from edgeface.errors import InvalidArgumentError
 
-_spec = importlib.util.spec_from_file_location("fuzz_core", Path(__file__).resolve().parents[1] / "tools" / "fuzz_core.py")
+_FUZZER = Path(__file__).resolve().parents[1] / "tools" / "fuzz_core.py"
+_spec = importlib.util.spec_from_file_location("fuzz_core", _FUZZER)
 fuzz_core = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz_core)
 

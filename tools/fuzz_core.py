@@ -222,7 +222,7 @@ def valid_call(rng: np.random.Generator) -> Call:
     return "align_faces", _core.align_faces, [image(rng), landmarks(rng, k), TEMPLATE, *size], _check_align
 
 
-def fuzz_input(rng: np.random.Generator) -> tuple[str, Callable[..., Any], list[Any], Callable[[Any, list[Any]], None], bool]:
+def fuzz_input(rng: np.random.Generator) -> tuple[str, Callable[..., Any], list[Any], Callable[..., None], bool]:
     """A valid call, or (half of the time) the same call with one or two arguments replaced by junk."""
     name, fn, args, check = valid_call(rng)
     mutated = bool(rng.random() < 0.5) and len(args) > 0

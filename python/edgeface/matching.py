@@ -75,7 +75,9 @@ def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POIN
     try:
         return check_threshold(thresholds[operating_point])
     except (InvalidArgumentError, InvalidDTypeError) as exc:
-        raise ModelError(f"model {spec.name!r} has an unusable {operating_point} threshold in the manifest: {exc}") from None
+        raise ModelError(
+            f"model {spec.name!r} has an unusable {operating_point} threshold in the manifest: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True)

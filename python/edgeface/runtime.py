@@ -206,7 +206,10 @@ class Runner:
         Returns fresh arrays (never views of backend buffers) keyed by output name.
         """
         if self._closed:
-            raise ClosedError(f"Runner for {self.name!r} is closed; create a new Runner (or the Detector/Embedder/FaceAnalyzer that owns it).")
+            raise ClosedError(
+                f"Runner for {self.name!r} is closed; create a new Runner "
+                "(or a new Detector/Embedder/FaceAnalyzer, whichever owned it)."
+            )
         feeds = self._validate(inputs)
         if any(a.ndim and a.shape[0] == 0 for a in feeds.values()):
             return self._empty_outputs()
