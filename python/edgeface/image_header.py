@@ -15,6 +15,7 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WebP", "TIFF", "PNM")
 
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_MAX_STEPS = 65536
 # Markers without a length field (TEM, RSTn, SOI, EOI).
 _JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
 
@@ -55,7 +56,11 @@ def _jpeg(data: bytes) -> Optional[tuple[int, int]]:
     if not data.startswith(b"\xff\xd8"):
         return None
     pos = 2
-    while pos + 4 <= len(data):
+    # Real files have a few dozen segments (EXIF, ICC chunks, tables) before the frame header; the cap
+    # bounds the scan of a hostile file made of tiny segments or fill bytes.
+    for _ in range(_JPEG_MAX_STEPS):
+        if pos + 4 > len(data):
+            break
         if data[pos] != 0xFF:
             raise _truncated("JPEG")
         marker = data[pos + 1]
