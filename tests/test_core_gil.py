@@ -11,6 +11,11 @@ import pytest
 from edgeface import _core
 from edgeface.errors import InvalidArgumentError, InvalidDTypeError
 
+# The core refuses outputs above 2**28 elements (src/cpp/errors.hpp kMaxOutputElements): at most
+# 7133 crops of 112x112x3 a call, which is still >0.1 s of work on a fast CPU.
+MAX_OUTPUT_ELEMENTS = 1 << 28
+MAX_CROPS = MAX_OUTPUT_ELEMENTS // (112 * 112 * 3)
+
 TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                      [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
@@ -29,8 +34,15 @@ def _workload(target_s=0.3):
     t = time.perf_counter()
     fn()
     dt = time.perf_counter() - t
-    k = int(min(max(k * target_s / max(dt, 1e-4), 64), 20000))
+    k = int(min(max(k * target_s / max(dt, 1e-4), 64), MAX_CROPS))
     return make(k)
+
+
+def test_workload_stays_within_core_output_limit():
+    """On a fast CPU the calibration asks for more crops than the core allows; it must cap there."""
+    fn = _workload(target_s=1e6)  # as if each crop took no time at all
+    crops, _ = fn()
+    assert len(crops) == MAX_CROPS
 
 
 def _elapsed(fns):

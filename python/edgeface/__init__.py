@@ -15,17 +15,20 @@ from typing import Any
 
 from .errors import (
     BackendError,
+    ClosedError,
     EdgefaceError,
     GalleryError,
     GalleryFormatError,
     GalleryModelMismatchError,
     ImageDecodeError,
     ImageError,
+    ImageTooLargeError,
     InvalidArgumentError,
     InvalidDTypeError,
     ModelError,
     ModelIntegrityError,
     PersonNotFoundError,
+    UnsupportedImageFormatError,
 )
 
 __version__ = "0.1.0"
@@ -60,7 +63,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "BackendError", "EdgefaceError", "GalleryError", "GalleryFormatError", "GalleryModelMismatchError",
-    "ImageDecodeError", "ImageError", "InvalidArgumentError", "InvalidDTypeError", "ModelError",
-    "ModelIntegrityError", "PersonNotFoundError", "__version__", *_LAZY,
+    "BackendError", "ClosedError", "EdgefaceError", "GalleryError", "GalleryFormatError", "GalleryModelMismatchError",
+    "ImageDecodeError", "ImageError", "ImageTooLargeError", "InvalidArgumentError", "InvalidDTypeError", "ModelError",
+    "ModelIntegrityError", "PersonNotFoundError", "UnsupportedImageFormatError", "__version__", *_LAZY,
 ]

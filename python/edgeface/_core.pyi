@@ -13,6 +13,8 @@ Conventions shared by every function:
 * Images are ``uint8`` arrays of shape ``(H, W, 3)`` (BGR as read by OpenCV unless stated),
   non-empty, with ``H, W <= 32768`` and ``H * W <= 2**28``; anything else -> ``ImageError``
   (checked from the shape alone, before any copy). A non-array image -> ``InvalidDTypeError``.
+* String arguments (``mode``) must be ``str`` encodable as UTF-8: a lone surrogate raises
+  ``InvalidArgumentError``.
 * Boxes are ``float32`` ``(K, 4)`` rows ``(x1, y1, x2, y2)`` in continuous pixel coordinates;
   NaN/inf values are rejected with ``InvalidArgumentError``.
 * The GIL is released during computation, so several Python threads can run kernels in

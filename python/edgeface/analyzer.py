@@ -9,6 +9,7 @@ import numpy as np
 
 from .detection import FaceDetector, create_detector, detector_name
 from .embedding import Embedder
+from .errors import ClosedError, InvalidArgumentError
 from .faces import Detections, Face
 from .gallery import Fusion, Gallery, Identity
 from .image_io import ImageLike, check_color, load_image
@@ -60,6 +61,7 @@ class FaceAnalyzer:
                  embedder: Optional[str] = None, gallery: Union[Gallery, str, os.PathLike, None] = None,
                  operating_point: str = DEFAULT_OPERATING_POINT, fusion: Fusion = "max",
                  detector: Union[str, FaceDetector, None] = None, **detector_options: Any) -> None:
+        self._closed = False
         self.detector = create_detector(detector, backend, threads, **detector_options)
         self.embedder = Embedder(embedder, backend, threads)
         # A detector instance of an unregistered class has no name: its user vouches for the threshold.
@@ -73,10 +75,16 @@ class FaceAnalyzer:
         spec = self.embedder.spec
         return Gallery(path, spec.embedding_space, self.embedder.dim, fusion=fusion, create=create)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this FaceAnalyzer is closed; create a new one (or use it inside its `with` block)")
+
     def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
+        self._check_open()
         return self.detector.detect(image, color)
 
     def analyze(self, image: ImageLike, color: str = "bgr") -> FrameResult:
+        self._check_open()
         order = check_color(color)
         img = load_image(image, order)
         detections = self.detector.detect(img, order)
@@ -87,12 +95,22 @@ class FaceAnalyzer:
         return FrameResult(detections, embeddings, identities)
 
     def stream(self, frames: Iterable[ImageLike], color: str = "bgr") -> Iterator[FrameResult]:
-        """Analyze frames one by one (e.g. from cv2.VideoCapture); keeps no per-frame state."""
-        for frame in frames:
-            yield self.analyze(frame, color)
+        """Analyze frames one by one (e.g. from cv2.VideoCapture); keeps no per-frame state.
+
+        ``frames`` is checked here, before the first frame is asked for."""
+        if (frames is None or isinstance(frames, (str, bytes, bytearray, os.PathLike))
+                or (isinstance(frames, np.ndarray) and frames.ndim != 4) or not isinstance(frames, Iterable)):
+            raise InvalidArgumentError(
+                f"frames must be an iterable of images (a list, a generator, an (N, H, W, 3) array), got "
+                f"{type(frames).__name__}; for a single image call analyze()"
+            )
+        self._check_open()
+        check_color(color)
+        return (self.analyze(frame, color) for frame in frames)
 
     def embed_largest(self, image: ImageLike, color: str = "bgr") -> tuple[Optional[Face], Optional[np.ndarray]]:
         """Embedding of the largest face in ``image`` (for enrollment and 1:1 checks), or (None, None)."""
+        self._check_open()
         order = check_color(color)
         img = load_image(image, order)
         detections = self.detector.detect(img, order)
@@ -111,6 +129,7 @@ class FaceAnalyzer:
         return verify(a, b, self.threshold)
 
     def close(self) -> None:
+        self._closed = True
         self.detector.close()
         self.embedder.close()
         if self.gallery is not None:

@@ -6,7 +6,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .alignment import align
-from .errors import ImageError, InvalidDTypeError
+from .errors import ClosedError, ImageError, InvalidDTypeError
 from .faces import Detections
 from .image_io import check_color, validate_array
 from .models import ModelSpec, default_model, get_model
@@ -32,6 +32,7 @@ class Embedder:
                  threads: Optional[int] = None, flip: bool = False) -> None:
         self.spec: ModelSpec = get_model(model) if model else default_model("embedder")
         self.runner = Runner(self.spec, backend=backend, threads=threads)
+        self._closed = False
         self.flip = flip
         self._mean = np.asarray(self.spec.input.mean, np.float32)
         self._inv_std = 1.0 / np.asarray(self.spec.input.std, np.float32)
@@ -41,7 +42,12 @@ class Embedder:
         return int(self.spec.embedding_dim)
 
     def close(self) -> None:
+        self._closed = True
         self.runner.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this Embedder is closed; create a new Embedder (or use it inside its `with` block)")
 
     def __enter__(self) -> "Embedder":
         return self
@@ -56,6 +62,7 @@ class Embedder:
 
     def embed_aligned(self, crops: np.ndarray, color: str = "bgr") -> np.ndarray:
         """K×S×S×3 uint8 crops already aligned to this model's template → K×D float32, unit length."""
+        self._check_open()
         order = check_color(color)
         if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8:
             raise InvalidDTypeError("aligned crops must be a uint8 numpy array of shape (K, S, S, 3)")
@@ -81,5 +88,6 @@ class Embedder:
 
     def embed(self, image: np.ndarray, faces: Union[Detections, np.ndarray], color: str = "bgr") -> np.ndarray:
         """Align the given faces of ``image`` to this model's template and embed them."""
+        self._check_open()
         validate_array(image)
         return self.embed_aligned(align(image, faces, self.spec), color)

@@ -23,6 +23,14 @@ class ImageDecodeError(ImageError):
     """An image file or buffer could not be read or decoded."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image file, buffer or decoded size is over edgeface's limits (see docs/limits.md)."""
+
+
+class UnsupportedImageFormatError(ImageDecodeError):
+    """The data is not in a format whose size edgeface can check before decoding (JPEG, PNG, BMP, WebP, TIFF, PNM)."""
+
+
 class ModelError(EdgefaceError):
     """A model is missing, unknown, or cannot be loaded."""
 
@@ -33,6 +41,11 @@ class ModelIntegrityError(ModelError):
 
 class BackendError(EdgefaceError):
     """The inference backend is unknown, not installed, or failed."""
+
+
+class ClosedError(BackendError):
+    """An analyzer, detector, embedder or runner was used after ``close()``. (A BackendError so code
+    that caught the runner's old "closed" BackendError keeps working.)"""
 
 
 class GalleryError(EdgefaceError):

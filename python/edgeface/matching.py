@@ -5,8 +5,9 @@ manifest: users choose an operating point by false-accept rate, not by a raw num
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -18,9 +19,16 @@ DEFAULT_OPERATING_POINT = "far_1e-3"
 
 
 def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError):  # ragged nested lists, objects numpy cannot hold
+        raise InvalidDTypeError(f"{name} must be a float array of embeddings (N, D) or (D,), got a ragged "
+                                f"or non-numeric {type(x).__name__}") from None
     if not np.issubdtype(arr.dtype, np.floating):
-        raise InvalidDTypeError(f"{name} must be a float array of embeddings, got {arr.dtype}")
+        raise InvalidDTypeError(
+            f"{name} must be a float array of embeddings, got {arr.dtype}; pass the float32 vectors that "
+            "Embedder.embed / edgeface.embed return"
+        )
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] == 0:
@@ -40,6 +48,23 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ma @ mb.T
 
 
+def check_threshold(threshold: Any) -> float:
+    """A cosine threshold as a float: a real number in [-1, 1]. NaN (which makes every comparison false,
+    so everyone "different"/"unknown") and values no cosine can reach are refused."""
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
+        raise InvalidDTypeError(
+            f"threshold must be a number in [-1, 1] or an operating point name {OPERATING_POINTS}, "
+            f"got {type(threshold).__name__}"
+        )
+    value = float(threshold)
+    if not -1.0 <= value <= 1.0:  # also false for NaN
+        raise InvalidArgumentError(
+            f"threshold must be a cosine similarity in [-1, 1], got {value}; or pass an operating point "
+            f"name {OPERATING_POINTS} to use the calibrated thresholds"
+        )
+    return value
+
+
 def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POINT,
                   detector: Optional[str] = None) -> float:
     """The calibrated cosine threshold of ``spec`` at an operating point ("far_1e-3", ...).
@@ -47,7 +72,7 @@ def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POIN
     ``detector`` names the detector whose landmarks align the faces: a threshold calibrated with
     other detectors' landmarks is refused (``ModelError``) rather than silently used.
     """
-    if operating_point not in OPERATING_POINTS:
+    if not isinstance(operating_point, str) or operating_point not in OPERATING_POINTS:
         raise InvalidArgumentError(f"operating point must be one of {OPERATING_POINTS}, got {operating_point!r}")
     if detector is not None and detector not in spec.thresholds_detectors:
         raise ModelError(
@@ -58,7 +83,12 @@ def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POIN
     thresholds = spec.thresholds or {}
     if operating_point not in thresholds:
         raise ModelError(f"model {spec.name!r} has no calibrated threshold for {operating_point}")
-    return float(thresholds[operating_point])
+    try:
+        return check_threshold(thresholds[operating_point])
+    except (InvalidArgumentError, InvalidDTypeError) as exc:
+        raise ModelError(
+            f"model {spec.name!r} has an unusable {operating_point} threshold in the manifest: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -72,11 +102,17 @@ def verify(a: np.ndarray, b: np.ndarray, threshold: Union[float, str, None] = No
            spec: Optional[ModelSpec] = None) -> Verification:
     """1:1 verification of two embeddings. ``threshold`` is a cosine value, or an operating point
     name resolved against ``spec``'s calibrated thresholds (default: FAR 1e-3)."""
-    score = float(cosine_similarity(a, b)[0, 0])
+    scores = cosine_similarity(a, b)
+    if scores.shape != (1, 1):
+        raise InvalidArgumentError(
+            f"verify compares one embedding with one other, got {scores.shape[0]} and {scores.shape[1]}; "
+            "use cosine_similarity (or edgeface.match) for many"
+        )
+    score = float(scores[0, 0])
     if threshold is None or isinstance(threshold, str):
         if spec is None:
             raise InvalidArgumentError("pass a numeric threshold, or the model spec to use its calibrated ones")
         value = threshold_for(spec, threshold or DEFAULT_OPERATING_POINT)
     else:
-        value = float(threshold)
+        value = check_threshold(threshold)
     return Verification(score=score, threshold=value, same=score >= value)

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
-from .errors import BackendError, InvalidArgumentError, InvalidDTypeError, ModelError
+from .errors import BackendError, ClosedError, InvalidArgumentError, InvalidDTypeError, ModelError
 from .models import ModelSpec, verify_model
 
 __all__ = ["ENV_BACKEND", "Runner", "physical_cores", "resolve_backend"]
@@ -218,7 +218,10 @@ class Runner:
         Returns fresh arrays (never views of backend buffers) keyed by output name.
         """
         if self._closed:
-            raise BackendError(f"Runner for {self.name!r} is closed.")
+            raise ClosedError(
+                f"Runner for {self.name!r} is closed; create a new Runner "
+                "(or a new Detector/Embedder/FaceAnalyzer, whichever owned it)."
+            )
         feeds = self._validate(inputs)
         if any(a.ndim and a.shape[0] == 0 for a in feeds.values()):
             return self._empty_outputs()

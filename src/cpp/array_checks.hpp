@@ -169,7 +169,13 @@ inline std::string to_str(py::handle h, const char* name) {
     if (!PyUnicode_Check(h.ptr())) {
         throw InvalidDType(std::string(name) + " must be a str, got " + type_name(h));
     }
-    return h.cast<std::string>();
+    Py_ssize_t size = 0;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(h.ptr(), &size);
+    if (utf8 == nullptr) {  // lone surrogates cannot be encoded
+        PyErr_Clear();
+        throw InvalidArgument(std::string(name) + " must be a str encodable as UTF-8 (no lone surrogates)");
+    }
+    return std::string(utf8, static_cast<size_t>(size));
 }
 
 // A 1-D sequence of real numbers (list, tuple or 1-D numeric numpy array).

@@ -383,7 +383,10 @@ py::array_t<uint8_t> py_warp_affine(py::handle image_obj, py::handle mats_obj, p
     const int64_t k = mats.arr.shape(0);
     const WarpOut p = get_warp_params(k, oh_obj, ow_obj, bv_obj);
     std::vector<double> m(static_cast<size_t>(6 * k));
-    if (mats.is_double) {
+    if (k == 0) {
+        // Nothing to copy: m.data() and the array's data may be null, and memcpy(nullptr, ..., 0)
+        // is undefined behaviour (UBSan "null pointer passed as argument").
+    } else if (mats.is_double) {
         std::memcpy(m.data(), mats.data(), m.size() * sizeof(double));
     } else {
         const float* f = static_cast<const float*>(mats.data());

@@ -2,13 +2,15 @@
 
 Every detector is one module of this package that defines a class with the ``FaceDetector``
 protocol (``detect(image, color) -> Detections``, ``close()``, context manager) and its own frozen
-config dataclass; ``DETECTORS`` maps the public name to it. ``create_detector`` builds one by name.
+config dataclass (the class's ``config_type``); ``DETECTORS`` maps the public name to it. ``create_detector`` builds one by name.
 """
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from typing import Any, Optional, Protocol, Union, runtime_checkable
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, InvalidDTypeError
 from ..faces import Detections
 from ..image_io import ImageLike
 from .mtcnn import MTCNN, MTCNNConfig
@@ -34,6 +36,8 @@ DETECTORS: dict[str, type] = {
     "yunet": YuNet,
 }
 DEFAULT_DETECTOR = "mtcnn"
+# Public name -> the config dataclass its keyword options go to (checked before building the detector).
+DETECTOR_CONFIGS: dict[str, type] = {name: cls.config_type for name, cls in DETECTORS.items()}
 
 # 0.x names, kept so existing code keeps working.
 Detector = MTCNN
@@ -46,18 +50,14 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
     if detector is None:
         detector = DEFAULT_DETECTOR
     if isinstance(detector, str):
-        cls = DETECTORS.get(detector.strip().lower())
+        name = detector.strip().lower()
+        cls = DETECTORS.get(name)
         if cls is None:
             raise InvalidArgumentError(
                 f"Unknown detector {detector!r}; choose one of: {', '.join(sorted(DETECTORS))}."
             )
-        try:
-            return cls(backend=backend, threads=threads, **options)
-        except TypeError as exc:  # an option the detector's config does not have
-            raise InvalidArgumentError(
-                f"Detector {detector!r} does not take options {sorted(options)} ({exc}); see the fields of its "
-                f"config class ({cls.__name__}Config)."
-            ) from exc
+        _check_options(name, options)
+        return cls(backend=backend, threads=threads, **options)
     if isinstance(detector, FaceDetector):
         if options:
             raise InvalidArgumentError(
@@ -73,6 +73,27 @@ def create_detector(detector: Union[str, FaceDetector, None] = None, backend: Op
 def detector_name(detector: FaceDetector) -> Optional[str]:
     """The registered name of a detector instance's class ("mtcnn", ...), None for other classes."""
     return next((name for name, cls in DETECTORS.items() if type(detector) is cls), None)
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Unknown option names, and values of the wrong kind, raise typed errors naming the valid options."""
+    defaults = {f.name: f.default for f in dataclasses.fields(DETECTOR_CONFIGS[name])}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise InvalidArgumentError(
+            f"Unknown option(s) {', '.join(unknown)} for detector {name!r}; its options are: "
+            f"{', '.join(sorted(defaults))}."
+        )
+    for key, value in options.items():
+        default = defaults[key]
+        if isinstance(default, numbers.Real) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise InvalidDTypeError(f"Detector option {key} must be a number, got {type(value).__name__}.")
+        if isinstance(default, tuple) and not (
+                isinstance(value, (tuple, list)) and all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
+            raise InvalidDTypeError(
+                f"Detector option {key} must be a tuple of {len(default)} numbers, got {value!r}."
+            )
 
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig", "FaceDetector", "MTCNN",

@@ -80,6 +80,8 @@ class MTCNN:
     ``min_face_size`` below 12 px upsamples the first pyramid level to find tiny faces (slower).
     """
 
+    config_type = MTCNNConfig
+
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
                  config: Optional[MTCNNConfig] = None, **overrides: object) -> None:
         self.config = config or MTCNNConfig(**overrides)  # type: ignore[arg-type]

@@ -61,6 +61,8 @@ class YuNetConfig:
 class YuNet:
     """Finds faces and their five landmarks (image-left eye first, as ``Face.landmarks``)."""
 
+    config_type = YuNetConfig
+
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
                  config: Optional[YuNetConfig] = None, **overrides: object) -> None:
         self.config = config or YuNetConfig(**overrides)  # type: ignore[arg-type]
