@@ -86,9 +86,9 @@ def run_ray(todo: list[str], options: dict[str, Any], workers: int, threads: int
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = sys.stderr.isatty()
-        # Reading is I/O: its tasks ask for no CPU, else the actors holding every CPU starve them (deadlock).
         # Blocks of a few files, so every actor gets work as soon as some files are read.
         blocks = min(len(todo), max(4 * workers, -(-len(todo) // FILES_PER_BATCH)))
+        # Reading is I/O: its tasks ask for no CPU, else the actors holding every CPU starve them (deadlock).
         files = ray.data.read_binary_files(todo, include_paths=True, num_cpus=0, override_num_blocks=blocks)
         rows = files.map_batches(FaceIndexer, fn_constructor_kwargs={"options": options, "threads": threads},
                                  batch_size=FILES_PER_BATCH, batch_format="pyarrow",
