@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import pyarrow as pa
 
@@ -70,19 +70,14 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def make_temporary(folder: Path, prefix: str) -> tuple[int, str]:
-    """A new file in ``folder`` (mkstemp: O_EXCL, so never a planted link) with the usual permissions."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    os.fchmod(fd, _file_mode())
-    return fd, tmp
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write a temporary file in the target folder, fsync, then rename over ``path``."""
-    fd, tmp = make_temporary(path.parent, f".{path.name}.")
+def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a new temporary file beside ``path`` (mkstemp: O_EXCL, so never a planted link;
+    usual permissions), fsync, rename over ``path``, fsync the folder: readers see all or nothing."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,6 +85,10 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    write_atomic(path, lambda f: f.write(json.dumps(payload, indent=2, sort_keys=True).encode()))
 
 
 def fsync_dir(folder: Path) -> None:

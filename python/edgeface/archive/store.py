@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from .schema import (FORMAT, FORMAT_VERSION, META_FILE, ArchiveIndexError, face_schema, fsync_dir, make_temporary,
-                     read_meta, write_json_atomic)
+from .schema import (FORMAT, FORMAT_VERSION, META_FILE, ArchiveIndexError, face_schema, read_meta,
+                     write_atomic, write_json_atomic)
 
 PART_RE = re.compile(r"^part-(\d{8})\.parquet$")
 LOCK_FILE = ".lock"
@@ -82,7 +82,7 @@ class IndexWriter:
 
     def _remove_stale_temporaries(self) -> None:
         """Parts a killed run was still writing: never renamed, so never part of the index."""
-        for tmp in self.folder.glob(".part-*.tmp"):
+        for tmp in self.folder.glob(".part-*.parquet.*.tmp"):
             tmp.unlink(missing_ok=True)
 
     def done_files(self) -> dict[str, tuple[Optional[int], Optional[int]]]:
@@ -98,17 +98,7 @@ class IndexWriter:
             return None
         table = pa.concat_tables([t.cast(self.schema) for t in tables])
         final = self.folder / f"part-{self._next:08d}.parquet"
-        fd, tmp = make_temporary(self.folder, ".part-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pq.write_table(table, f, compression="zstd")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.folder)
+        write_atomic(final, lambda f: pq.write_table(table, f, compression="zstd"))
         self._next += 1
         return final
 

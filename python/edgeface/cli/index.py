@@ -29,7 +29,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_index)
 
 
+def archive_missing() -> int:
+    """pyarrow is an optional extra: say how to get it instead of a traceback."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        print("error: archive indexes need pyarrow: pip install 'edgeface[index]'", file=sys.stderr)
+        return EXIT_SETUP
+    return EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
+    if archive_missing():
+        return EXIT_SETUP
     from ..archive import ArchiveIndexError, build_index
     if args.workers < 0 or args.chunk_files < 1:
         return usage_error("--workers must be >= 0 and --chunk-files >= 1")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import EXIT_INPUT, EXIT_OK, EXIT_SETUP, emit_json, make_analyzer, usage_error
+from .index import archive_missing
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -25,6 +26,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if archive_missing():
+        return EXIT_SETUP
     from ..archive import ArchiveIndexError, read_meta
     from ..archive.search import index_threshold
     if args.top < 1:
