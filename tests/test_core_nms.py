@@ -1,7 +1,6 @@
 """edgeface._core.nms / batched_nms against a plain numpy greedy NMS and cv2.dnn.NMSBoxes."""
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -173,12 +172,15 @@ def test_batched_errors_and_empty():
     assert e.shape == (0,) and e.dtype == np.int64
 
 
-def test_batched_20k_is_fast():
+def test_batched_20k_matches_per_group_nms():
+    """20k boxes in 12 groups (speed is measured by bench/bench_core.py, not asserted here)."""
     rng = np.random.default_rng(11)
     boxes, scores = random_boxes(rng, 20000, extent=1900, max_size=200)
     groups = rng.integers(0, 12, size=20000).astype(np.int64)
-    t = time.perf_counter()
     keep = _core.batched_nms(boxes, scores, groups, 0.5)
-    dt = time.perf_counter() - t
     assert 0 < len(keep) < 20000
-    assert dt < 1.0, dt
+    expected = set()
+    for g in range(12):
+        idx = np.flatnonzero(groups == g)
+        expected.update(idx[_core.nms(boxes[idx], scores[idx], 0.5)].tolist())
+    assert set(keep.tolist()) == expected

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -155,10 +154,8 @@ def test_image_errors():
     _raises(ImageError, _core.pyramid, np.zeros((0, 20, 3), np.uint8), [1.0])
     _raises(InvalidDTypeError, _core.pyramid, ok.tolist(), [1.0])
     # huge images are rejected from the shape alone (broadcast views: no memory behind them)
-    t = time.perf_counter()
     _raises(ImageError, _core.pyramid, np.broadcast_to(ok[:1, :1], (40000, 10, 3)), [0.1])
     _raises(ImageError, _core.pyramid, np.broadcast_to(ok[:1, :1], (20000, 20000, 3)), [0.01])
-    assert time.perf_counter() - t < 0.5
 
 
 def test_scale_errors():
