@@ -31,13 +31,18 @@ NOSE_FRACTION = 0.53
 # bench/quality.py (../shared/data/detection, LFW): real faces of LFW's 150 px copies score > 0.9.
 SCORE_MID, SCORE_WIDTH = 1.73, 0.6      # logit of the detector probability (1.73 = logit 0.85)
 SIZE_MID, SIZE_WIDTH = 10.0, 2.5        # inter-eye distance in image pixels (LFW's copies: ~25)
-YAW_MID, YAW_WIDTH = 45.0, 7.0          # |yaw| in degrees
-PITCH_MID, PITCH_WIDTH = 40.0, 6.0      # |pitch| in degrees
-SHARP_MID, SHARP_WIDTH = 1.1, 0.15      # log10 variance of the Laplacian (LFW: 1.3..2.7; blurred box: 0.8)
-RESIDUAL_MID, RESIDUAL_WIDTH = 0.25, 0.04  # RMS landmark-to-template distance / template eye distance
+YAW_MID, YAW_WIDTH = 60.0, 6.0          # |yaw| in degrees (profiles are real faces, but poor to match)
+PITCH_MID, PITCH_WIDTH = 45.0, 6.0      # |pitch| in degrees
+SHARP_MID, SHARP_WIDTH = 1.7, 0.08      # sharpness corrected for upsampling (LFW >= 1.9, typical 2.5)
+RESIDUAL_MID, RESIDUAL_WIDTH = 0.35, 0.04  # RMS landmark-to-template distance / template eye distance
+# Upsampling a face into the crop lowers the log variance of its Laplacian by ~0.55 per octave
+# (median over the true faces of ../shared/data/detection and LFW, 6 to 50 px between the eyes);
+# adding it back makes the sharpness of small and large faces comparable, so that blur is judged
+# apart from size (which has its own factor).
+SHARP_PER_OCTAVE = 0.55
 
-DEFAULT_MIN_QUALITY = 0.05   # FaceAnalyzer: below this a detection is not a usable face (bench/quality.py)
-ENROLL_MIN_QUALITY = 0.30    # enrollment photos: below this, ask for a better photo
+DEFAULT_MIN_QUALITY = 0.10   # FaceAnalyzer: below it a detection is not a usable face (bench/quality.py)
+ENROLL_MIN_QUALITY = 0.50    # enrollment photos: below it ask for a better one (~0.5 % of LFW photos)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class FaceQuality:
     yaw: float           # degrees; > 0: the face turns toward the image's right
     pitch: float         # degrees; > 0: the face looks down
     roll: float          # degrees; > 0: the eye line runs down to the image's right
-    sharpness: float     # log10 variance of the Laplacian of the aligned crop
+    sharpness: float     # log10 variance of the Laplacian of the aligned crop, corrected for upsampling
     residual: float      # landmark misfit to the template, in template eye distances
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +140,12 @@ def sharpness(crops: np.ndarray, template: np.ndarray) -> np.ndarray:
     return out
 
 
+def upsampling_correction(eye_distance: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """What upsampling a face with ``eye_distance`` px between the eyes into the crop took off its sharpness."""
+    template_eyes = float(np.linalg.norm(np.asarray(template, np.float64)[1] - template[0]))
+    return SHARP_PER_OCTAVE * np.log2(np.maximum(template_eyes / np.maximum(eye_distance, 1e-6), 1.0))
+
+
 def template_residual(landmarks: np.ndarray, matrices: np.ndarray, template: np.ndarray) -> np.ndarray:
     """RMS distance between each face's landmarks, mapped by its similarity fit (K×2×3, as
     ``_core.align_faces`` returns), and the template, in units of the template's eye distance."""
@@ -172,7 +183,7 @@ def assess(scores: np.ndarray, landmarks: np.ndarray, crops: np.ndarray, matrice
     detection = np.asarray(scores, np.float64).reshape(-1)
     eye_distance = np.linalg.norm(marks[:, 1].astype(np.float64) - marks[:, 0], axis=1)
     yaw, pitch, roll = estimate_pose(marks)
-    sharp = sharpness(crops, template)
+    sharp = sharpness(crops, template) + upsampling_correction(eye_distance, template)
     residual = template_residual(marks, np.asarray(matrices, np.float64), template)
     score = combine(detection, eye_distance, yaw, pitch, sharp, residual)
     return Qualities(score, detection, eye_distance, yaw, pitch, roll, sharp, residual)
