@@ -52,6 +52,7 @@ from edgeface.occlusion import KINDS, occlude  # noqa: E402
 from edgeface.quality import FaceQuality, enrollment_weight  # noqa: E402
 
 EYE_SIZES = (8, 12, 16, 24, 32)
+SMALL_EYE_SIZES = (4, 5, 6)  # detection of the small image only: where an upsampled pyramid level matters
 YAW_BUCKETS = ((0, 15), (15, 30), (30, 45), (45, 90))
 OUT_DIR = CACHE / "robustness"
 
@@ -110,6 +111,16 @@ def occluded_path(kind: str, index: int) -> Path:
     return OUT_DIR / "occluded" / kind / f"{index:04d}.png"
 
 
+def store_image(path: Path, image: np.ndarray) -> Path:
+    """Write a PNG once (atomically: the peer run may read it from another process)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{id(image)}.tmp.png")
+        cv2.imwrite(str(tmp), image)
+        tmp.replace(path)
+    return path
+
+
 def occlusion_edgeface(fa: FaceAnalyzer, root: Path, pairs: list, sub: list[int], lfw: dict, index: dict,
                        t_acc: float) -> dict[str, Any]:
     same = np.array([pairs[i]["same"] == "1" for i in sub])
@@ -129,10 +140,7 @@ def occlusion_edgeface(fa: FaceAnalyzer, root: Path, pairs: list, sub: list[int]
             if not lfw["found"][ib]:
                 continue
             image = occlude(read_image(str(root / pairs[i]["path2"])), lfw["landmarks"][ib], kind, seed=i)
-            path = occluded_path(kind, i)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), image)
+            store_image(occluded_path(kind, i), image)
             images.append(image)
             rows.append(k)
             box, _, _ = detect_centre(fa, image)
@@ -159,16 +167,26 @@ def resize_to_eyes(image: np.ndarray, eye_distance: float, target: float) -> np.
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+def impostor_accepts(vectors: np.ndarray, persons: list[str], lfw: dict, person_of: np.ndarray,
+                     thresholds: np.ndarray) -> tuple[int, int]:
+    """(accepted, compared) over every probe against every clean LFW face of another person."""
+    sims = vectors @ lfw["embedding"][lfw["found"]].T
+    other = person_of[lfw["found"]][None, :] != np.array(persons)[:, None]
+    return int(np.sum((sims >= thresholds[:, None]) & other)), int(other.sum())
+
+
 def resolution_edgeface(fa: FaceAnalyzer, small_fas: dict[int, FaceAnalyzer], root: Path, pairs: list,
-                        sub: list[int], lfw: dict, index: dict, t_acc: float, t_far3: float,
+                        sub: list[int], lfw: dict, index: dict, paths: list[str], t_acc: float, t_far3: float,
                         t_far4: float) -> dict[str, Any]:
     same = np.array([pairs[i]["same"] == "1" for i in sub])
     folds = np.array([int(pairs[i]["fold"]) for i in sub])
     a = np.array([index[str(root / pairs[i]["path1"])] for i in sub])
     b = np.array([index[str(root / pairs[i]["path2"])] for i in sub])
+    person_of = np.array([Path(p).parent.name for p in paths])
     out: dict[str, Any] = {}
-    for size in EYE_SIZES:
+    for size in SMALL_EYE_SIZES + EYE_SIZES:
         scores, quals, found = np.zeros(len(sub)), np.zeros(len(sub)), np.zeros(len(sub), bool)
+        probe_vectors = np.zeros((len(sub), fa.embedder.dim), np.float32)
         small_found = {m: 0 for m in small_fas}
         total = 0
         for k, (i, ia, ib) in enumerate(zip(sub, a, b)):
@@ -181,25 +199,33 @@ def resolution_edgeface(fa: FaceAnalyzer, small_fas: dict[int, FaceAnalyzer], ro
             for m, sfa in small_fas.items():
                 box, _, _ = detect_centre(sfa, small)
                 small_found[m] += found_near(None if box is None else box / scale, lfw["boxes"][ib])
+            if size not in EYE_SIZES:
+                continue
             back = cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
             box, marks, q = detect_centre(fa, back)
             if box is None or not found_near(box, lfw["boxes"][ib]):
                 continue
             found[k], quals[k] = True, q
-            scores[k] = float(embed_at(fa, [back], marks[None], False)[0] @ lfw["embedding"][ia])
-        s = missing_scores(found, scores, same)
+            probe_vectors[k] = embed_at(fa, [back], marks[None], False)[0]
+            scores[k] = float(probe_vectors[k] @ lfw["embedding"][ia])
         entry: dict[str, Any] = {
-            "upscaled_back": {"detection_rate": float(found.sum() / max(total, 1)), **accuracies(s, same, folds, t_acc),
-                              "median_quality": float(np.median(quals[found])) if found.any() else None},
-            "small_detection_rate": {f"min_face_size_{m}": small_found[m] / max(total, 1) for m in small_fas},
-        }
-        # Stricter threshold for low-quality probes: far_1e-4 instead of far_1e-3 below a quality.
-        impostor, genuine = ~same, same
-        for name, thresholds in (("far_1e-3 for all", np.full(len(sub), t_far3)),
-                                 ("far_1e-4 below quality 0.5", np.where(quals < 0.5, t_far4, t_far3))):
-            accept = s >= thresholds
-            entry[f"{name}"] = {"false_accepts": int(np.sum(accept & impostor)), "impostors": int(impostor.sum()),
-                                "true_accepts": int(np.sum(accept & genuine)), "genuine": int(genuine.sum())}
+            "small_detection_rate": {f"min_face_size_{m}": small_found[m] / max(total, 1) for m in small_fas}}
+        if size in EYE_SIZES:
+            s = missing_scores(found, scores, same)
+            entry["upscaled_back"] = {"detection_rate": float(found.sum() / max(total, 1)),
+                                      **accuracies(s, same, folds, t_acc),
+                                      "median_quality": float(np.median(quals[found])) if found.any() else None,
+                                      "share_below_quality_0.5": float(np.mean(quals[found] < 0.5)) if found.any() else None}
+            # Stricter threshold for low-quality probes: far_1e-4 instead of far_1e-3 below quality 0.5.
+            # FAR over each probe against every clean face of another person; TAR over the genuine pairs.
+            persons = [Path(pairs[i]["path2"]).parent.name for i in sub]
+            rows = np.where(found)[0]
+            for name, thresholds in (("far_1e-3 for all", np.full(len(sub), t_far3)),
+                                     ("far_1e-4 below quality 0.5", np.where(quals < 0.5, t_far4, t_far3))):
+                fa_count, compared = impostor_accepts(probe_vectors[rows], [persons[r] for r in rows], lfw, person_of,
+                                                      thresholds[rows])
+                entry[name] = {"far": fa_count / max(compared, 1), "impostor_comparisons": compared,
+                               "tar": float(np.mean(s[same] >= thresholds[same])), "genuine_pairs": int(same.sum())}
         out[str(size)] = entry
         print(f"  resolution {size} px: {entry}", flush=True)
     return out
@@ -223,14 +249,33 @@ def pose_section(root: Path, pairs: list, lfw: dict, index: dict, t_acc: float) 
     return out
 
 
-def multi_photo(root: Path, lfw: dict, index: dict, t_far3: float) -> dict[str, Any]:
-    """Closed-set rank-1 identification: one probe per person (the most turned photo if |yaw| >= 25,
-    else the most frontal one), the person enrolled from 1 or 3 of their other photos."""
+def degraded_enrollment(fa: FaceAnalyzer, root: Path, paths: list[str], lfw: dict, ids: list[int]) -> dict[int, tuple]:
+    """Each given photo downscaled to 8 px between the eyes and back, re-detected: (embedding, quality, box)."""
+    out = {}
+    for i in ids:
+        image = read_image(paths[i])
+        back = cv2.resize(resize_to_eyes(image, float(lfw["q_eye_distance"][i]), 8), (image.shape[1], image.shape[0]),
+                          interpolation=cv2.INTER_LINEAR)
+        dets = fa.detect(back)
+        if len(dets) == 0:
+            continue
+        kept, qual, crops = fa._usable_faces(back, dets)
+        j = nearest_to_centre(kept.boxes, *back.shape[:2])
+        out[i] = (fa.embedder.embed_aligned(crops[j:j + 1])[0], qual[j], kept.boxes[j], float(kept.scores[j]))
+    return out
+
+
+def multi_photo(fa: FaceAnalyzer, root: Path, paths: list[str], lfw: dict, index: dict, t_far3: float) -> dict[str, Any]:
+    """Rank-1 identification: one probe per person with >= 4 photos (the most turned photo if |yaw| >= 25,
+    else the most frontal one), the person enrolled from 1 or 3 of their other photos among everybody
+    else of the LFW pairs enrolled from one photo (distractors); then again with
+    the third enrolled photo of each person degraded (8 px between the eyes, upscaled back)."""
     people: dict[str, list[int]] = {}
     for r in read_tsv(require_data("lfw") / "identities.tsv"):
         i = index.get(str(root / r["path"]))
         if i is not None and lfw["found"][i]:
             people.setdefault(r["person"], []).append(i)
+    distractors = {p: v[0] for p, v in people.items() if len(v) < 4}  # enrolled from one photo each
     people = {p: v for p, v in people.items() if len(v) >= 4}
     probes, enrolled = {}, {}
     for person, imgs in people.items():
@@ -247,22 +292,44 @@ def multi_photo(root: Path, lfw: dict, index: dict, t_far3: float) -> dict[str, 
         box = lfw["boxes"][i]
         return enrollment_quality(float(lfw["q_detection"][i]), float(box[2] - box[0]), float(box[3] - box[1]))
 
-    configs = [("1 photo", "max", 1, None), ("3 photos, max", "max", 3, None), ("3 photos, mean", "mean", 3, None),
-               ("3 photos, quality (edgeface.quality)", "quality", 3, lambda i: enrollment_weight(quality_of(i))),
-               ("3 photos, quality (old: score x size)", "quality", 3, old_weight)]
     names = sorted(people)
+    third = [enrolled[p][2] for p in names]
+    degraded = degraded_enrollment(fa, root, paths, lfw, third)
+
+    def vectors(ids: list[int], degrade: bool) -> np.ndarray:
+        return np.stack([degraded[i][0] if degrade and i in degraded else lfw["embedding"][i] for i in ids])
+
+    def new_weight(i: int, degrade: bool) -> float:
+        return enrollment_weight(degraded[i][1] if degrade and i in degraded else quality_of(i))
+
+    def old(i: int, degrade: bool) -> float:
+        if degrade and i in degraded:
+            box, score = degraded[i][2], degraded[i][3]
+            return enrollment_quality(score, float(box[2] - box[0]), float(box[3] - box[1]))
+        return old_weight(i)
+
+    configs = [("1 photo", "max", 1, None), ("3 photos, max", "max", 3, None), ("3 photos, mean", "mean", 3, None),
+               ("3 photos, quality (edgeface.quality)", "quality", 3, new_weight),
+               ("3 photos, quality (old: score x size)", "quality", 3, old)]
+    configs += [(f"{label}, third photo degraded", fusion, n, weight) for label, fusion, n, weight in configs[1:]]
     probe_vecs = np.stack([lfw["embedding"][probes[p][0]] for p in names])
     turned = np.array([probes[p][1] for p in names])
-    out: dict[str, Any] = {"people": len(names), "non_frontal_probes": int(turned.sum())}
+    distractor_best = (probe_vecs @ lfw["embedding"][list(distractors.values())].T).max(axis=1)
+    out: dict[str, Any] = {"people": len(names), "distractor_people": len(distractors),
+                           "non_frontal_probes": int(turned.sum()),
+                           "degraded_third_photos_detected": len(degraded)}
     with tempfile.TemporaryDirectory() as tmp:
         for label, fusion, n, weight in configs:
+            degrade = label.endswith("degraded")
             g = Gallery(Path(tmp) / f"{len(out)}.db", "lfw", probe_vecs.shape[1], fusion=fusion)
             for p in names:
-                ids = enrolled[p][:n]
-                g.enroll(p, lfw["embedding"][ids], qualities=[weight(i) for i in ids] if weight else None)
+                ids = [i for i in enrolled[p][:n] if not degrade or i != enrolled[p][2] or i in degraded]
+                g.enroll(p, vectors(ids, degrade), qualities=[weight(i, degrade) for i in ids] if weight else None)
             found = g.identify(probe_vecs, t_far3, top_k=1)
-            best = np.array([f.candidates[0].name == p for f, p in zip(found, names)])
-            named = np.array([f.name == p for f, p in zip(found, names)])
+            # A one-photo distractor scores the same under every fusion: its single cosine.
+            beats = np.array([f.candidates[0].score > d for f, d in zip(found, distractor_best)])
+            best = np.array([f.candidates[0].name == p for f, p in zip(found, names)]) & beats
+            named = np.array([f.name == p for f, p in zip(found, names)]) & beats
             out[label] = {"rank1_non_frontal": float(best[turned].mean()), "rank1_frontal": float(best[~turned].mean()),
                           "named_at_far_1e-3_non_frontal": float(named[turned].mean())}
             g.close()
@@ -299,8 +366,10 @@ def peer_section(root: Path, pairs: list, sub: list[int], lfw: dict, index: dict
         jobs, det_paths = [], []
         for i in sub:
             p2, ib = str(root / pairs[i]["path2"]), index[str(root / pairs[i]["path2"])]
+            usable = bool(lfw["found"][ib])  # occlusion placed from edgeface's clean landmarks
             path = occluded_path(kind, i)
-            usable = lfw["found"][ib] and path.exists()  # occlusion placed from edgeface's clean landmarks
+            if usable:
+                store_image(path, occlude(read_image(p2), lfw["landmarks"][ib], kind, seed=i))
             jobs.append({"path": str(path) if usable else p2, "box": by_path[p2]["box"] if usable else None})
             if usable:
                 det_paths.append(path)
@@ -327,8 +396,7 @@ def peer_section(root: Path, pairs: list, sub: list[int], lfw: dict, index: dict
                 if not path.exists():
                     image = read_image(str(root / pairs[i]["path2"]))
                     small = resize_to_eyes(image, float(lfw["q_eye_distance"][ib]), size)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(path), cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR))
+                    store_image(path, cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR))
                 listing.append(path)
         run = run_peer("embed", "face_recognition", listing, cache=True)
         got = {int(Path(e["path"]).stem): enc(e) for e in run["images"]}
@@ -363,6 +431,8 @@ def plot(result: dict, out: Path) -> None:
     except ImportError:
         print(f"matplotlib not installed: no {out.name} (pip install '.[bench]')")
         return
+    if not {"pose", "occlusion", "resolution"} <= set(result) or "edgeface" not in result["occlusion"]:
+        return
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     occ = result["occlusion"]["edgeface"]
     peer = result["occlusion"].get("face_recognition") or {}
@@ -384,9 +454,10 @@ def plot(result: dict, out: Path) -> None:
     axes[1].set_xlabel("larger |yaw| of the pair (degrees)")
     axes[1].set_title("Pose (calibrated threshold)")
     axes[1].legend(fontsize=7)
-    res = result["resolution"]["edgeface"]
     sizes = [str(s) for s in EYE_SIZES]
-    axes[2].plot(EYE_SIZES, [100 * res[s]["upscaled_back"]["kfold"] for s in sizes], "o-", label="edgeface")
+    if "edgeface" in result["resolution"]:
+        res = result["resolution"]["edgeface"]
+        axes[2].plot(EYE_SIZES, [100 * res[s]["upscaled_back"]["kfold"] for s in sizes], "o-", label="edgeface")
     peer_res = (result["resolution"].get("face_recognition") or {})
     if peer_res:
         axes[2].plot(EYE_SIZES, [100 * peer_res[s]["kfold"] for s in sizes], "o-", label="face_recognition")
@@ -404,7 +475,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-fold", type=int, default=100, help="pairs per fold in the occlusion/resolution subsample")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--sections", default="pose,occlusion,resolution,peers",
+                    help="comma list; a subset re-measures only those and keeps the rest of robustness.json "
+                         "(e.g. run 'pose,occlusion,resolution' and 'peers' as two processes)")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     fa = FaceAnalyzer(threads=1, min_quality=0.0)
     spec = fa.embedder.spec
     t_acc, t_far3, t_far4 = (threshold_for(spec, op) for op in ("best_accuracy", "far_1e-3", "far_1e-4"))
@@ -415,25 +490,43 @@ def main() -> None:
     lfw["embedding_flip_tta"] = flip / np.maximum(np.linalg.norm(flip, axis=1, keepdims=True), 1e-12)
     index = {p: i for i, p in enumerate(paths)}
     sub = subsample(pairs, args.per_fold)
-    result: dict[str, Any] = {"embedder": spec.name, "subsample_pairs": len(sub), "all_pairs": len(pairs),
-                              "thresholds": {"best_accuracy": t_acc, "far_1e-3": t_far3, "far_1e-4": t_far4}}
-    result["pose"] = {"edgeface": pose_section(root, pairs, lfw, index, t_acc),
-                      "multi_photo": multi_photo(root, lfw, index, t_far3)}
-    print("pose", json.dumps(result["pose"], indent=1), flush=True)
-    result["occlusion"] = {"edgeface": occlusion_edgeface(fa, root, pairs, sub, lfw, index, t_acc)}
-    small_fas = {m: FaceAnalyzer(threads=1, min_quality=0.0, min_face_size=m) for m in (20, 10, 6)}
-    result["resolution"] = {"edgeface": resolution_edgeface(fa, small_fas, root, pairs, sub, lfw, index, t_acc, t_far3, t_far4)}
-    for sfa in small_fas.values():
-        sfa.close()
+    result: dict[str, Any] = {}
+    result.update({"embedder": spec.name, "subsample_pairs": len(sub), "all_pairs": len(pairs),
+                   "thresholds": {"best_accuracy": t_acc, "far_1e-3": t_far3, "far_1e-4": t_far4}})
+    measured: dict[str, Any] = {}
+    if "pose" in sections:
+        result["pose"] = {"edgeface": pose_section(root, pairs, lfw, index, t_acc),
+                          "multi_photo": multi_photo(fa, root, paths, lfw, index, t_far3)}
+        print("pose", json.dumps(result["pose"], indent=1), flush=True)
+    if "occlusion" in sections:
+        measured[("occlusion", "edgeface")] = occlusion_edgeface(fa, root, pairs, sub, lfw, index, t_acc)
+    if "resolution" in sections:
+        small_fas = {m: FaceAnalyzer(threads=1, min_quality=0.0, min_face_size=m) for m in (20, 10, 6)}
+        measured[("resolution", "edgeface")] = resolution_edgeface(
+            fa, small_fas, root, pairs, sub, lfw, index, paths, t_acc, t_far3, t_far4)
+        for sfa in small_fas.values():
+            sfa.close()
     fa.close()
-    if not args.no_peers:
+    if not args.no_peers and "peers" in sections:
         peer = peer_section(root, pairs, sub, lfw, index)
         if peer is not None:
-            result["resolution"]["face_recognition"] = peer.pop("resolution")
-            result["occlusion"]["face_recognition"] = peer
+            measured[("resolution", "face_recognition")] = peer.pop("resolution")
+            measured[("occlusion", "face_recognition")] = peer
+    # Merge into the stored results (another process may have written its sections meanwhile).
+    previous = PUBLISHED / "robustness.json"
+    stored: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    if stored.get("subsample_pairs") != result["subsample_pairs"]:
+        stored = {k: v for k, v in stored.items() if k == "pose"}
+    for key in ("command", "date", "machine"):
+        stored.pop(key, None)
+    stored.update(result)
+    for (section, system), value in measured.items():
+        stored.setdefault(section, {})[system] = value
+    result = stored
     out_png = PUBLISHED / "robustness.png"
     plot(result, out_png)
     result["plot"] = str(out_png.relative_to(REPO))
+    result.setdefault("commands", {})[args.sections] = "python " + " ".join(["bench/robustness.py", *sys.argv[1:]])
     save("robustness.json", result)
 
 
