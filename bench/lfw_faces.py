@@ -30,7 +30,7 @@ def centre_face(analyzer: Any, image: np.ndarray) -> tuple[Any, Any, Any, Any]:
     dets = analyzer.detect(image)
     if len(dets) == 0:
         return None, None, None, None
-    kept, qualities, crops = analyzer._usable_faces(image, dets)
+    kept, qualities, crops = analyzer.usable_faces(image, dets)
     j = nearest_to_centre(kept.boxes, *image.shape[:2])
     return kept[[j]], qualities.select(np.array([j])), crops[j:j + 1], j
 

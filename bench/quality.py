@@ -52,7 +52,7 @@ def detection_labels(fa: FaceAnalyzer) -> dict[str, np.ndarray]:
     scores, true, width = [], [], []
     for path, g in load_ground_truth().items():
         image = read_image(path)
-        dets, qual, _ = fa._usable_faces(image, fa.detect(image))
+        dets, qual, _ = fa.usable_faces(image, fa.detect(image))
         gt = np.array(g["boxes"], np.float64)
         ignore = np.array(g["ignore"])
         ious = iou_matrix(dets.boxes.astype(np.float64), gt) if len(dets) else np.zeros((0, len(gt)))
@@ -71,7 +71,7 @@ def detection_labels(fa: FaceAnalyzer) -> dict[str, np.ndarray]:
 
 def obama_boxes(fa: FaceAnalyzer) -> list[dict[str, Any]]:
     image = read_image(require_data("identification") / "test_images" / "obama.jpg")
-    dets, qual, _ = fa._usable_faces(image, fa.detect(image))
+    dets, qual, _ = fa.usable_faces(image, fa.detect(image))
     return [{"box": [round(float(v), 1) for v in dets.boxes[i]], **qual[i].to_dict()} for i in range(len(dets))]
 
 

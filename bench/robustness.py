@@ -98,7 +98,7 @@ def detect_centre(fa: FaceAnalyzer, image: np.ndarray) -> tuple[Optional[np.ndar
     dets = fa.detect(image)
     if len(dets) == 0:
         return None, None, 0.0
-    kept, qual, _ = fa._usable_faces(image, dets)
+    kept, qual, _ = fa.usable_faces(image, dets)
     j = nearest_to_centre(kept.boxes, *image.shape[:2])
     return kept.boxes[j], kept.landmarks[j], float(qual.score[j])
 
@@ -259,7 +259,7 @@ def degraded_enrollment(fa: FaceAnalyzer, root: Path, paths: list[str], lfw: dic
         dets = fa.detect(back)
         if len(dets) == 0:
             continue
-        kept, qual, crops = fa._usable_faces(back, dets)
+        kept, qual, crops = fa.usable_faces(back, dets)
         j = nearest_to_centre(kept.boxes, *back.shape[:2])
         out[i] = (fa.embedder.embed_aligned(crops[j:j + 1])[0], qual[j], kept.boxes[j], float(kept.scores[j]))
     return out

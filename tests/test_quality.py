@@ -89,7 +89,7 @@ def test_sharpness_and_quality_fall_as_the_image_blurs(keep_all, astronaut):
     sharp, score = [], []
     for sigma in (0, 0.7, 1.5, 3, 6):
         image = astronaut if sigma == 0 else cv2.GaussianBlur(astronaut, (0, 0), sigma)
-        _, q, _ = keep_all._usable_faces(image, marks)  # same landmarks: only the blur changes
+        _, q, _ = keep_all.usable_faces(image, marks)  # same landmarks: only the blur changes
         sharp.append(q.sharpness[0]), score.append(q.score[0])
     assert all(a > b for a, b in zip(sharp, sharp[1:])), sharp
     assert all(a >= b for a, b in zip(score, score[1:])) and score[0] > 0.9 and score[-1] < DEFAULT_MIN_QUALITY, score

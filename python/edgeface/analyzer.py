@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
@@ -72,7 +73,7 @@ class FaceAnalyzer:
                  operating_point: str = DEFAULT_OPERATING_POINT, fusion: Fusion = "max",
                  detector: Union[str, FaceDetector, None] = None, min_quality: float = DEFAULT_MIN_QUALITY,
                  **detector_options: Any) -> None:
-        if isinstance(min_quality, bool) or not isinstance(min_quality, (int, float)) or not 0.0 <= min_quality <= 1.0:
+        if isinstance(min_quality, bool) or not isinstance(min_quality, Real) or not 0.0 <= min_quality <= 1.0:
             raise InvalidArgumentError(f"min_quality must be a number in [0, 1], got {min_quality!r}")
         self.min_quality = float(min_quality)
         self.detector = create_detector(detector, backend, threads, **detector_options)
@@ -90,9 +91,9 @@ class FaceAnalyzer:
     def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
         return self.detector.detect(image, color)
 
-    def _usable_faces(self, img: np.ndarray, detections: Detections) -> tuple[Detections, Qualities, np.ndarray]:
-        """Align every detection once, score its quality, keep those reaching ``min_quality``.
-        Returns the kept detections, their qualities and their aligned crops."""
+    def usable_faces(self, img: np.ndarray, detections: Detections) -> tuple[Detections, Qualities, np.ndarray]:
+        """Align every detection of ``img`` (a loaded uint8 array) once, score its quality, and keep those
+        reaching ``min_quality``: the kept detections, their qualities and their aligned crops."""
         spec = self.embedder.spec
         if spec.alignment is None:
             raise ModelError(f"model {spec.name!r} has no alignment template in the manifest")
@@ -109,7 +110,7 @@ class FaceAnalyzer:
     def analyze(self, image: ImageLike, color: str = "bgr") -> FrameResult:
         order = check_color(color)
         img = load_image(image, order)
-        detections, qualities, crops = self._usable_faces(img, self.detector.detect(img, order))
+        detections, qualities, crops = self.usable_faces(img, self.detector.detect(img, order))
         embeddings = self.embedder.embed_aligned(crops, order)
         identities = None
         if self.gallery is not None:
@@ -126,7 +127,7 @@ class FaceAnalyzer:
         or None; for enrollment: ``edgeface.quality.check_enrollment(result.quality)``."""
         order = check_color(color)
         img = load_image(image, order)
-        detections, qualities, crops = self._usable_faces(img, self.detector.detect(img, order))
+        detections, qualities, crops = self.usable_faces(img, self.detector.detect(img, order))
         if len(detections) == 0:
             return None
         areas = (detections.boxes[:, 2] - detections.boxes[:, 0]) * (detections.boxes[:, 3] - detections.boxes[:, 1])
