@@ -28,7 +28,7 @@ NOSE_FRACTION = 0.53
 
 # Each factor is a logistic step: 0.5 at its midpoint, rising (falling for pose and residual) over
 # about 4 x its width. Midpoints sit between the true faces and the false detections measured by
-# bench/quality.py (../shared/data/detection, LFW): real faces of LFW's 150 px copies score > 0.9.
+# bench/quality.py (../shared/data/detection, LFW): LFW faces score 0.99 (median), 99 % above 0.63.
 SCORE_MID, SCORE_WIDTH = 1.73, 0.6      # logit of the detector probability (1.73 = logit 0.85)
 SIZE_MID, SIZE_WIDTH = 10.0, 2.5        # inter-eye distance in image pixels (LFW's copies: ~25)
 YAW_MID, YAW_WIDTH = 60.0, 6.0          # |yaw| in degrees (profiles are real faces, but poor to match)
