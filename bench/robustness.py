@@ -361,7 +361,8 @@ def peer_section(root: Path, pairs: list, sub: list[int], lfw: dict, index: dict
     def acc(s: np.ndarray) -> dict[str, float]:
         return accuracies(s, same, folds, -0.6)
 
-    out: dict[str, Any] = {"none": acc(scores_against([enc(by_path[str(root / pairs[i]["path2"])]) for i in sub]))}
+    out: dict[str, Any] = {"none": {"after_detection": acc(scores_against([enc(by_path[str(root / pairs[i]["path2"])])
+                                                                            for i in sub]))}}
     for kind in KINDS:
         jobs, det_paths = [], []
         for i in sub:
