@@ -26,7 +26,7 @@ def test_detect_json_and_draw(capsys, tmp_path):
     (image,) = doc["images"]
     assert image["error"] is None and (image["width"], image["height"]) == (512, 512)
     (face,) = image["faces"]
-    assert set(face) == {"box", "score", "landmarks"}
+    assert set(face) == {"box", "score", "landmarks"}  # detect: the detector alone, no quality gate
     assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
     x1, y1, x2, y2 = face["box"]
     assert 150 < x1 < x2 < 320 and 50 < y1 < y2 < 260 and face["score"] > 0.9

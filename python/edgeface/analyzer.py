@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
+from . import _core
+from .alignment import landmarks_array
 from .detection import FaceDetector, create_detector, detector_name
 from .embedding import Embedder
-from .errors import ClosedError, InvalidArgumentError
+from .errors import ClosedError, InvalidArgumentError, ModelError
 from .faces import Detections, Face
 from .gallery import Fusion, Gallery, Identity
 from .image_io import ImageLike, check_color, load_image
 from .matching import DEFAULT_OPERATING_POINT, Verification, threshold_for, verify
+from .quality import DEFAULT_MIN_QUALITY, FaceQuality, Qualities, assess
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,12 @@ class AnalyzedFace:
     face: Face
     embedding: np.ndarray  # unit-length float32 vector
     identity: Optional[Identity]  # None when no gallery is attached
+    quality: Optional[FaceQuality] = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self.face.to_dict()
+        if self.quality is not None:
+            out["quality"] = round(self.quality.score, 4)
         if self.identity is not None:
             out["identity"] = self.identity.name
             out["similarity"] = round(self.identity.score, 5)
@@ -37,13 +44,15 @@ class FrameResult:
     detections: Detections
     embeddings: np.ndarray
     identities: Optional[tuple[Identity, ...]]
+    qualities: Optional[Qualities] = None  # per face, see edgeface.quality
 
     def __len__(self) -> int:
         return len(self.detections)
 
     def __iter__(self) -> Iterator[AnalyzedFace]:
         for i, face in enumerate(self.detections):
-            yield AnalyzedFace(face, self.embeddings[i], self.identities[i] if self.identities else None)
+            yield AnalyzedFace(face, self.embeddings[i], self.identities[i] if self.identities else None,
+                               self.qualities[i] if self.qualities is not None else None)
 
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self]
@@ -55,12 +64,18 @@ class FaceAnalyzer:
     ``backend``: "onnxruntime" (default) or "openvino" (or env EDGEFACE_BACKEND); ``threads``: default
     physical cores. ``detector`` is a name from ``edgeface.detection.DETECTORS`` or a detector instance;
     the remaining keyword options go to the named detector's config (e.g. MTCNN's ``min_face_size``). ``operating_point`` picks the calibrated threshold used to call a face "unknown".
+    ``min_quality``: detections whose quality score (``edgeface.quality``) is below it are dropped
+    before embedding, as not usable faces (background boxes, tiny, blurred or profile faces); 0 keeps all.
     """
 
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
                  embedder: Optional[str] = None, gallery: Union[Gallery, str, os.PathLike, None] = None,
                  operating_point: str = DEFAULT_OPERATING_POINT, fusion: Fusion = "max",
-                 detector: Union[str, FaceDetector, None] = None, **detector_options: Any) -> None:
+                 detector: Union[str, FaceDetector, None] = None, min_quality: float = DEFAULT_MIN_QUALITY,
+                 **detector_options: Any) -> None:
+        if isinstance(min_quality, bool) or not isinstance(min_quality, Real) or not 0.0 <= min_quality <= 1.0:
+            raise InvalidArgumentError(f"min_quality must be a number in [0, 1], got {min_quality!r}")
+        self.min_quality = float(min_quality)
         self._closed = False
         self.detector = create_detector(detector, backend, threads, **detector_options)
         self.embedder = Embedder(embedder, backend, threads)
@@ -83,16 +98,32 @@ class FaceAnalyzer:
         self._check_open()
         return self.detector.detect(image, color)
 
+    def usable_faces(self, img: np.ndarray, detections: Detections) -> tuple[Detections, Qualities, np.ndarray]:
+        """Align every detection of ``img`` (a loaded uint8 array) once, score its quality, and keep those
+        reaching ``min_quality``: the kept detections, their qualities and their aligned crops."""
+        spec = self.embedder.spec
+        if spec.alignment is None:
+            raise ModelError(f"model {spec.name!r} has no alignment template in the manifest")
+        out_h, out_w = spec.input.size
+        template = np.ascontiguousarray(spec.alignment, np.float32)
+        if len(detections):
+            crops, matrices = _core.align_faces(img, landmarks_array(detections), template, out_h, out_w)
+        else:
+            crops, matrices = np.zeros((0, out_h, out_w, 3), np.uint8), np.zeros((0, 2, 3))
+        qualities = assess(detections.scores, detections.landmarks, crops, matrices, template)
+        keep = qualities.score >= self.min_quality
+        return detections[keep], qualities.select(keep), crops[keep]
+
     def analyze(self, image: ImageLike, color: str = "bgr") -> FrameResult:
         self._check_open()
         order = check_color(color)
         img = load_image(image, order)
-        detections = self.detector.detect(img, order)
-        embeddings = self.embedder.embed(img, detections, order)
+        detections, qualities, crops = self.usable_faces(img, self.detector.detect(img, order))
+        embeddings = self.embedder.embed_aligned(crops, order)
         identities = None
         if self.gallery is not None:
             identities = tuple(self.gallery.identify(embeddings, self.threshold)) if len(embeddings) else ()
-        return FrameResult(detections, embeddings, identities)
+        return FrameResult(detections, embeddings, identities, qualities)
 
     def stream(self, frames: Iterable[ImageLike], color: str = "bgr") -> Iterator[FrameResult]:
         """Analyze frames one by one (e.g. from cv2.VideoCapture); keeps no per-frame state.
@@ -108,17 +139,23 @@ class FaceAnalyzer:
         check_color(color)
         return (self.analyze(frame, color) for frame in frames)
 
-    def embed_largest(self, image: ImageLike, color: str = "bgr") -> tuple[Optional[Face], Optional[np.ndarray]]:
-        """Embedding of the largest face in ``image`` (for enrollment and 1:1 checks), or (None, None)."""
+    def analyze_largest(self, image: ImageLike, color: str = "bgr") -> Optional[AnalyzedFace]:
+        """The largest usable face of ``image`` with its embedding and quality (no identification),
+        or None; for enrollment: ``edgeface.quality.check_enrollment(result.quality)``."""
         self._check_open()
         order = check_color(color)
         img = load_image(image, order)
-        detections = self.detector.detect(img, order)
+        detections, qualities, crops = self.usable_faces(img, self.detector.detect(img, order))
         if len(detections) == 0:
-            return None, None
+            return None
         areas = (detections.boxes[:, 2] - detections.boxes[:, 0]) * (detections.boxes[:, 3] - detections.boxes[:, 1])
-        best = detections[[int(np.argmax(areas))]]
-        return best[0], self.embedder.embed(img, best, order)[0]
+        i = int(np.argmax(areas))
+        return AnalyzedFace(detections[i], self.embedder.embed_aligned(crops[i:i + 1], order)[0], None, qualities[i])
+
+    def embed_largest(self, image: ImageLike, color: str = "bgr") -> tuple[Optional[Face], Optional[np.ndarray]]:
+        """Embedding of the largest usable face in ``image`` (for enrollment and 1:1 checks), or (None, None)."""
+        found = self.analyze_largest(image, color)
+        return (None, None) if found is None else (found.face, found.embedding)
 
     def verify(self, image_a: ImageLike, image_b: ImageLike, color: str = "bgr") -> Optional[Verification]:
         """1:1: are the largest faces of the two images the same person? None if a face is missing."""
