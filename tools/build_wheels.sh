@@ -5,7 +5,7 @@
 #
 #   tools/build_wheels.sh            # dist/edgeface-*-x86_64.whl and dist/edgeface-*-aarch64.whl
 #   tools/build_wheels.sh --test     # ... then the emulated tests (root: chroot + mounts)
-#   tools/build_wheels.sh --aarch64-only [--test]
+#   tools/build_wheels.sh --aarch64-only [--test] [--with-openvino]
 #
 # Needs: a Python 3.11 environment with scikit-build-core, pybind11, ziglang, wheel, auditwheel,
 # numpy, onnxruntime and opencv-python-headless (the x86 reference run); apt-get (arm64 Debian
@@ -17,11 +17,13 @@ REPO=$(pwd)
 
 RUN_TESTS=0
 BUILD_X86=1
+TEST_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     --test) RUN_TESTS=1 ;;
+    --with-openvino) TEST_ARGS+=(--with-openvino) ;;
     --aarch64-only) BUILD_X86=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,14p" "$0"; exit 0 ;;
     *) echo "unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,14 +106,15 @@ show_wheel() {
   wheel_size "$1"
 }
 
-[ "$BUILD_X86" = 1 ] && build_x86_64
+START=$SECONDS
+if [ "$BUILD_X86" = 1 ]; then build_x86_64; fi
 fetch_sysroot
 build_aarch64
 
-echo "== wheels"
-[ "$BUILD_X86" = 1 ] && show_wheel "$X86_WHEEL"
+echo "== wheels (built in $((SECONDS - START)) s)"
+if [ "$BUILD_X86" = 1 ]; then show_wheel "$X86_WHEEL"; fi
 show_wheel "$AARCH64_WHEEL"
 
 if [ "$RUN_TESTS" = 1 ]; then
-  exec tools/aarch64/run_emulated_tests.sh "$AARCH64_WHEEL"
+  exec tools/aarch64/run_emulated_tests.sh "$AARCH64_WHEEL" "${TEST_ARGS[@]}"
 fi
