@@ -71,6 +71,12 @@ from edgeface.cli import main; main(['info'])" || status=1
   mapfile -t TESTS < <(grep -v '^#' "$REPO/tools/aarch64/emulated_tests.txt" | grep . | sed 's|^|/src/|')
   step "pytest subset (tools/aarch64/emulated_tests.txt)" arm -m pytest -q -p no:cacheprovider \
     --rootdir /src -rs "${TESTS[@]}" || status=1
+  if [ "$WITH_OPENVINO" = 1 ]; then
+    step "demo on OpenVINO" arm /site/edgeface/bin/edgeface detect /src/examples/astronaut.jpg --backend openvino \
+      || status=1
+    step "pytest: MTCNN nets on OpenVINO" arm -m pytest -q -p no:cacheprovider --rootdir /src -rs \
+      /src/tests/test_models_mtcnn.py -k openvino || status=1
+  fi
   exit "$status"
 fi
 
