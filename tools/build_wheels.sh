@@ -38,6 +38,8 @@ mkdir -p "$CACHE/debs" "$DIST"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 "$PY" -c "import sys; assert sys.version_info[:2] == (3, 11), 'run with Python 3.11 (the wheel is cp311)'"
+"$PY" -c "import scikit_build_core, pybind11, ziglang, wheel, auditwheel" 2>/dev/null || {
+  echo "missing build tools: $PY -m pip install scikit-build-core pybind11 ziglang wheel auditwheel" >&2; exit 1; }
 
 # Runtime of python3.11 on arm64 Debian bookworm (plus its headers for the build). Listed by
 # hand, not resolved, so that the tree stays small and the same on every run.

@@ -63,11 +63,12 @@ if [ "${EDGEFACE_EMULATED_INSIDE:-}" = 1 ]; then
   cp "$CACHE/core_reference.npz" "$ROOT/tmp/"
   status=0
   step "import and info" arm -c "import platform, edgeface, edgeface._core as c; print(platform.machine(), c.__file__)
-from edgeface.cli import main; main(['info'])" || status=1
+from edgeface.cli import main; raise SystemExit(main(['info']))" || status=1
   step "C++ kernels vs x86_64 (bit-identical)" arm /src/tools/aarch64/core_reference.py compare /tmp/core_reference.npz \
     || status=1
   step "demo: edgeface detect examples/astronaut.jpg" arm /site/edgeface/bin/edgeface detect /src/examples/astronaut.jpg \
     --draw /tmp/out || status=1
+  test -s "$ROOT/tmp/out/astronaut.jpg" || { echo "the demo drew no image"; status=1; }
   mapfile -t TESTS < <(grep -v '^#' "$REPO/tools/aarch64/emulated_tests.txt" | grep . | sed 's|^|/src/|')
   step "pytest subset (tools/aarch64/emulated_tests.txt)" arm -m pytest -q -p no:cacheprovider \
     --rootdir /src -rs "${TESTS[@]}" || status=1
