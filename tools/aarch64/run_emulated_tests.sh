@@ -6,9 +6,9 @@
 #
 # Runs: import + `edgeface info`, the C++ kernels bit for bit against the x86_64 wheel on the same
 # inputs (core_reference.py), the README demo `edgeface detect examples/astronaut.jpg`, and the
-# pytest subset listed in emulated_tests.txt. Needs root (chroot, mounts in a private namespace,
-# gone when the script ends) and qemu-user-static. The aarch64 wheels of the dependencies are
-# downloaded once into build/aarch64/wheels; later runs are offline.
+# pytest subset listed in emulated_tests.txt, without network. Needs root (chroot, mounts in a
+# private namespace, gone when the script ends) and qemu-user-static. The aarch64 wheels of the
+# dependencies are downloaded once into build/aarch64/wheels; later runs are offline.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -22,7 +22,7 @@ WITH_OPENVINO=0
 for arg in "$@"; do
   case "$arg" in
     --with-openvino) WITH_OPENVINO=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *.whl) WHEEL=$(realpath "$arg") ;;
     *) echo "unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -137,6 +137,8 @@ done > "$CACHE/cpuinfo"
 echo "prepared in $((SECONDS - T0)) s"
 
 rc=0
-EDGEFACE_EMULATED_INSIDE=1 unshare --mount --propagation private "$0" "$@" || rc=$?
+# A private mount namespace (the mounts vanish with it) and an empty network namespace: the
+# emulated run also proves that nothing needs the network at run time.
+EDGEFACE_EMULATED_INSIDE=1 unshare --mount --net --propagation private "$0" "$@" || rc=$?
 echo "== emulated run: exit $rc, $((SECONDS - T0)) s in all"
 exit "$rc"
