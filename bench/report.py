@@ -360,9 +360,11 @@ KNOWN_LIMITS = """Not measured by these scripts, or measured on too little data 
   official benchmark; MTCNN-class detectors miss most faces under ~20 px by design (`--min-face`).
 - facenet-pytorch's face embedder (InceptionResnetV1) is not compared: its weights are downloaded
   at run time from GitHub, which this machine cannot reach. Its MTCNN is compared.
-- No aarch64 numbers: this machine is x86_64. The warp's SIMD path is SSE2 only; aarch64 runs the
-  portable scalar path, which gave bit-identical crops to the SSE2 path (613 random crops, x86 build
-  with `-C cmake.args=-DCMAKE_CXX_FLAGS=-U__SSE2__`); its speed on a Pi or Jetson is not measured.
+- No aarch64 speed: this machine is x86_64. The warp's SIMD path is SSE2 only; aarch64 runs the
+  portable path. The aarch64 wheel's C++ kernels (warp included) give bit-identical outputs to the
+  x86_64 wheel's, checked under qemu (`tools/build_wheels.sh --test`, docs/edge.md; the core is
+  built with `-ffp-contract=off`). The portable warp is 2.3x slower than SSE2 on x86
+  (`bench/warp_simd.py`); its speed on a Pi or Jetson is not measured.
 - The machine is 2 cores shared with other jobs: wall-clock figures move by ±20 % between runs;
   ratios measured in one run are the stable part."""
 
