@@ -76,6 +76,11 @@ def read_index(path: Path) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]
     return faces, {"dlib_resnet_v1": vectors.reshape(len(vectors), -1)}
 
 
+def is_index(path: Path) -> bool:
+    """A Parquet file, or a folder of them (a dataset written by ``edgeface index``)."""
+    return path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet")))
+
+
 def open_dir_nofollow(name: str, parent_fd: Optional[int] = None) -> int:
     """Open a folder for *at() calls, failing on a symbolic link instead of following it."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -167,7 +172,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return usage_error(f"--link {args.link}: the folder is not empty; give a new or empty folder")
     if os.path.lexists(args.out) and not args.overwrite:
         return usage_error(f"--out {args.out} already exists; pass --overwrite to replace it")
-    indexes = [p for p in args.inputs if Path(p).suffix == ".parquet" or (Path(p) / "_index.parquet").exists()]
+    indexes = [p for p in args.inputs if is_index(Path(p))]
     failed: list[dict[str, str]] = []
     try:
         if indexes:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidDTypeError
 from .graph import candidate_pairs, knn
-from .mediator import Mediator, build_graphs, choose_mediator, load_mediators, pair_features, preferred_views
+from .mediator import EDGE_BLOCK, Mediator, build_graphs, choose_mediator, load_mediators, pair_features, preferred_views
 from .propagate import components, propagate
 from .views import Committee, View, available_views
 
@@ -67,7 +67,11 @@ def score_pairs(embeddings: Union[np.ndarray, Mapping[str, np.ndarray]], mediato
             raise InvalidArgumentError(f"view {name!r} must have {dim} dimensions, got {views[name].shape[1]}")
     graphs = build_graphs(views, mediator.views, k or mediator.k)
     i, j = candidate_pairs([g.indices for g in graphs])
-    return i, j, mediator.predict(pair_features(graphs, i, j))
+    prob = np.empty(len(i), np.float32)
+    for start in range(0, len(i), EDGE_BLOCK):  # features block by block: memory stays O(pairs), not O(pairs·features)
+        stop = start + EDGE_BLOCK
+        prob[start:stop] = mediator.predict(pair_features(graphs, i[start:stop], j[start:stop]))
+    return i, j, prob
 
 
 def cluster(embeddings: Union[np.ndarray, Mapping[str, np.ndarray]], *, threshold: Optional[float] = None,

@@ -126,6 +126,7 @@ def save_mediators(path: Path, mediators: Sequence[Mediator], info: Mapping[str,
     fd, tmp = tempfile.mkstemp(prefix=".mediator-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o644)  # package data: readable by everyone (mkstemp makes 0600)
             json.dump(payload, f, separators=(",", ":"))
             f.write("\n")
         os.replace(tmp, path)
