@@ -81,8 +81,8 @@ def cluster(embeddings: Union[np.ndarray, Mapping[str, np.ndarray]], *, threshol
 
     ``embeddings``: an N×D array of unit vectors of the default embedder (``dlib_resnet_v1`` or its INT8
     twin), or {view name: N×D} for a committee (names like ``"dlib_resnet_v1+flip"``, see
-    ``Committee``). The mediator trained on the most of the given views is used, or the one for exactly
-    ``views``. ``threshold`` (mediator probability to accept a pair), ``max_size`` (largest group
+    ``Committee``). The best cross-validated mediator whose views were all given is used, or the one
+    for exactly ``views``. ``threshold`` (mediator probability to accept a pair), ``max_size`` (largest group
     before its weakest links are cut) and ``k`` (neighbours per face) default to the values tuned with
     the mediator on LFW people it was not trained on.
     """

@@ -152,7 +152,8 @@ def load_mediators(path: Union[str, Path, None] = None) -> list[Mediator]:
 
 def choose_mediator(mediators: Sequence[Mediator], available: Sequence[str],
                     views: Optional[Sequence[str]] = None) -> Mediator:
-    """The mediator for exactly ``views`` if given, else the one using the most of the available views."""
+    """The mediator for exactly ``views`` if given, else the best cross-validated one among those whose
+    views are all available (more views are not always better: see docs/clustering.md)."""
     if views is not None:
         for m in mediators:
             if list(m.views) == list(views):
@@ -164,7 +165,7 @@ def choose_mediator(mediators: Sequence[Mediator], available: Sequence[str],
         known = "; ".join(", ".join(m.views) for m in mediators)
         raise InvalidArgumentError(f"no mediator fits the views given ({', '.join(available)}); "
                                    f"trained view sets: {known}")
-    return max(usable, key=lambda m: len(m.views))
+    return max(usable, key=lambda m: (float(m.info.get("cv_bcubed_f", 0.0)), len(m.views)))
 
 
 def preferred_views(mediators: Sequence[Mediator], installed: Sequence[str]) -> tuple[str, ...]:
