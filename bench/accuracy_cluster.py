@@ -141,7 +141,7 @@ def main() -> int:
     for m in load_mediators():
         if all(v in test.views for v in m.views):
             note = "default views" if m.views == views_default else "view ablation"
-            rows.append(measure("CDP " + " + ".join(m.views), lambda m=m: cluster({v: test.views[v] for v in m.views}),
+            rows.append(measure("CDP " + " + ".join(m.views), lambda m=m: cluster({v: test.views[v] for v in m.views}, mediator=m),
                                 test.people, {"k": m.k, "threshold": m.threshold, "max_size": m.max_size,
                                               "model": m.info.get("model")}, note))
     cw_t, _ = tune(chinese_whispers, tune_set, np.round(np.arange(0.30, 0.47, 0.02), 3))
