@@ -269,3 +269,23 @@ def test_lfw_subset_is_clustered_well():
     labels = edgeface.cluster(np.stack(vectors))
     result = scores(labels, np.array(truth), nmi=False)
     assert result["bcubed_f"] > 0.85, result
+
+
+def test_cli_reads_a_parquet_index(tmp_path, capsys):
+    """An index file with an 'embedding' column (the format `edgeface index` is to write) is clustered
+    without embedding anything."""
+    pa = pytest.importorskip("pyarrow", reason="reading a Parquet index needs pyarrow")
+    import pyarrow.parquet as pq
+    from edgeface.cli import main
+    views, truth = committee(seed=7)
+    x = views["dlib_resnet_v1"]
+    paths = [f"photo_{n:03d}.jpg" for n in range(len(x))]
+    pq.write_table(pa.table({"path": paths, "face": [0] * len(x), "embedding": [list(map(float, v)) for v in x]}),
+                   tmp_path / "faces.parquet")
+    out = tmp_path / "clusters.json"
+    assert main(["cluster", str(tmp_path / "faces.parquet"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    label_of = {f["path"]: c["label"] for c in result["clusters"] for f in c["faces"]}
+    labels = np.array([label_of.get(p, -1) for p in paths])
+    assert same_partition(labels, truth)
+    capsys.readouterr()
