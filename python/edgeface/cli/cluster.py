@@ -95,9 +95,13 @@ def place(source: Path, folder_fd: int, name: str, copy: bool) -> None:
     """A symbolic link to (or copy of) ``source`` named ``name`` in the folder; never replaces anything."""
     if copy:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=folder_fd)
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except BaseException:
+            os.unlink(name, dir_fd=folder_fd)  # no half copy left behind (the name is ours: O_EXCL made it)
+            raise
     else:
         os.symlink(os.path.abspath(source), name, dir_fd=folder_fd)
 
