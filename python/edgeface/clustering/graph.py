@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# One block of the similarity matrix holds at most this many float32 values (64 MB), whatever N is.
-BLOCK_VALUES = 16 * 1024 * 1024
+# One block of the similarity matrix holds at most this many float32 values (32 MB; argpartition's
+# int64 answer for it takes twice that), whatever N is.
+BLOCK_VALUES = 8 * 1024 * 1024
 
 
 def knn(x: np.ndarray, k: int, block_values: int = BLOCK_VALUES) -> tuple[np.ndarray, np.ndarray]:
@@ -23,13 +24,15 @@ def knn(x: np.ndarray, k: int, block_values: int = BLOCK_VALUES) -> tuple[np.nda
     sims = np.empty((n, k), np.float32)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        block = x[start:stop] @ x.T
-        block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not one's own neighbour
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
+        negated = np.matmul(x[start:stop], x.T)
+        np.negative(negated, out=negated)  # in place: argpartition finds the smallest
+        negated[np.arange(stop - start), np.arange(start, stop)] = np.inf  # not one's own neighbour
+        top = np.argpartition(negated, k - 1, axis=1)[:, :k]
+        top_neg = np.take_along_axis(negated, top, axis=1)
+        del negated
+        order = np.argsort(top_neg, axis=1, kind="stable")
         indices[start:stop] = np.take_along_axis(top, order, axis=1)
-        sims[start:stop] = np.take_along_axis(top_sims, order, axis=1)
+        sims[start:stop] = -np.take_along_axis(top_neg, order, axis=1)
     return indices, sims
 
 
