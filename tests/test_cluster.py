@@ -268,7 +268,7 @@ def test_lfw_subset_is_clustered_well():
                 truth.append(person)
     labels = edgeface.cluster(np.stack(vectors))
     result = scores(labels, np.array(truth), nmi=False)
-    assert result["bcubed_f"] > 0.85, result
+    assert result["bcubed_f"] > 0.93, result  # 0.981 when written (precision 1.0)
 
 
 def test_cli_reads_a_parquet_index(tmp_path, capsys):
