@@ -45,6 +45,7 @@ _LAZY = {
     "detect": "api", "align": "api", "embed": "api", "match": "api",
     "load_image": "image_io",
     "get_model": "models", "list_models": "models",
+    "cluster": "clustering",
 }
 
 
