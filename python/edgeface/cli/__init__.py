@@ -21,7 +21,7 @@ EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE, EXIT_INPUT, EXIT_SETUP = 0, 1, 2, 3, 4
 JSON_VERSION = 1
 # Sub-commands that live in their own module of this package: each defines
 # ``register(subparsers, common_parser)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("models",)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
