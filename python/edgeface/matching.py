@@ -46,7 +46,11 @@ def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POIN
         raise InvalidArgumentError(f"operating point must be one of {OPERATING_POINTS}, got {operating_point!r}")
     thresholds = spec.thresholds or {}
     if operating_point not in thresholds:
-        raise ModelError(f"model {spec.name!r} has no calibrated threshold for {operating_point}")
+        raise ModelError(
+            f"model {spec.name!r} has no calibrated threshold for {operating_point}: use it with a numeric cosine "
+            f"threshold (edgeface.matching.verify(a, b, threshold=0.5)), or, for an imported model, import it "
+            f"again with --calibrate PAIRS.tsv (your labelled photo pairs) to calibrate its operating points"
+        )
     return float(thresholds[operating_point])
 
 

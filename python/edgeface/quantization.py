@@ -33,12 +33,15 @@ class QuantConfig:
     op_types: Optional[tuple[str, ...]] = None
     per_channel: bool = True
     percentile: float = 99.999
+    # Nodes left in float (by name): the layers too sensitive for 8 bits.
+    exclude: tuple[str, ...] = ()
 
     def describe(self) -> str:
         ops = "all quantizable ops" if self.op_types is None else "+".join(self.op_types)
         extra = f" {self.percentile}" if self.method == "percentile" else ""
+        kept = f", float: {', '.join(self.exclude)}" if self.exclude else ""
         return (f"onnxruntime QDQ, {'per-channel' if self.per_channel else 'per-tensor'} S8 weights, U8 activations, "
-                f"{ops}, calibration {self.method}{extra}")
+                f"{ops}, calibration {self.method}{extra}{kept}")
 
 
 def _ort_quant() -> Any:
@@ -114,7 +117,8 @@ def quantize(fp32: Path, out: Path, ranges: Mapping[str, Sequence[float]], confi
         _preprocess(Path(fp32), pre)
         model = quant_utils.load_model_with_shape_infer(pre)
         quantizer = qdq.QDQQuantizer(model, config.per_channel, False, quantization.QuantType.QInt8,
-                                     quantization.QuantType.QUInt8, tensors, [], [], _op_types(config), {})
+                                     quantization.QuantType.QUInt8, tensors, [], list(config.exclude),
+                                     _op_types(config), {})
         quantizer.quantize_model()
         q = Path(tmp) / "q.onnx"
         quantizer.model.save_model_to_file(str(q), False)
