@@ -202,8 +202,18 @@ def main() -> None:
         manifest = load_manifest()
         for r in results:
             if r["backend"] == "onnxruntime" and not r["flip"]:
-                manifest["models"][r["embedder"]]["thresholds"] = r["thresholds"]
-                manifest["models"][r["embedder"]]["thresholds_calibration"] = r["thresholds_calibration"]
+                spec = get_model(r["embedder"])
+                if spec.origin == "bundled":
+                    target = manifest["models"][r["embedder"]]
+                else:  # an imported model: into the bundled record of its source file, matched by sha256
+                    src = spec.source["sha256"]
+                    target = manifest["imports"]["mobilefacenet"][src][spec.precision]
+                    if target.get("sha256") != spec.sha256:
+                        sys.exit(f"{spec.name} is not the model recorded for {src[:12]}: re-run the record step")
+                    target["lfw"] = {"accuracy_mean": r["accuracy_mean"], "accuracy_std": r["accuracy_std"],
+                                     "tar_at_far_1e-3": r["tar_at_far_1e-3"]}
+                target["thresholds"] = r["thresholds"]
+                target["thresholds_calibration"] = r["thresholds_calibration"]
         write_atomic(REPO / "models" / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
         print("thresholds written to models/manifest.json")
 
