@@ -107,9 +107,9 @@ def test_enroll_identify_verify_with_the_int8_model(env: Path, tmp_path: Path) -
 def test_cli_identify_and_verify(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edgeface.cli import main
     db = str(tmp_path / "g.db")
-    assert main(["enroll", "--embedder", "mobilefacenet_int8", "--gallery", db, "--name", "abel", lfw(SAME[0])]) == 0
+    assert main(["enroll", "--embedder", "mobilefacenet_int8", db, lfw(SAME[0]), "--name", "abel"]) == 0
     capsys.readouterr()
-    assert main(["identify", "--embedder", "mobilefacenet_int8", "--gallery", db, "--json", lfw(SAME[1])]) == 0
+    assert main(["identify", "--embedder", "mobilefacenet_int8", "--json", db, lfw(SAME[1])]) == 0
     assert '"abel"' in capsys.readouterr().out
     assert main(["verify", "--embedder", "mobilefacenet_int8", lfw(SAME[0]), lfw(SAME[1])]) == 0
     assert main(["verify", "--embedder", "mobilefacenet_int8", lfw(SAME[0]), lfw(OTHER)]) == 1
