@@ -234,6 +234,17 @@ def write_thresholds(results: list[dict]) -> None:
             shifts[detector] = {op: far_of(r, base["thresholds"][op]) for op in ("far_1e-2", "far_1e-3", "far_1e-4")}
             if all(far <= MAX_FAR_RATIO * float(op[4:]) for op, far in shifts[detector].items()):
                 valid.append(detector)
+        spec = get_model(embedder)
+        if spec.origin != "bundled":  # an imported model: into the bundled record of its source file
+            src = spec.source["sha256"]
+            record = manifest["imports"]["mobilefacenet"][src][spec.precision]
+            if record.get("sha256") != spec.sha256:
+                sys.exit(f"{spec.name} is not the model recorded for {src[:12]}: re-run the record step")
+            record["lfw"] = {"accuracy_mean": base["accuracy_mean"], "accuracy_std": base["accuracy_std"],
+                             "tar_at_far_1e-3": base["tar_at_far_1e-3"]}
+            record["thresholds"] = base["thresholds"]
+            record["thresholds_calibration"] = base["thresholds_calibration"]
+            continue
         entry = manifest["models"][embedder]
         entry["thresholds"] = base["thresholds"]
         entry["thresholds_calibration"] = base["thresholds_calibration"]

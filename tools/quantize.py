@@ -1,4 +1,5 @@
 """Static INT8 (QDQ, per-channel weights) quantization of a registered fp32 embedder, with evaluation and timing.
+The quantizer itself is ``edgeface.quantization`` (shared with ``edgeface models import`` and the MTCNN trial).
 
 Generic over embedders: preprocessing (size, layout, normalisation) is read from the model's manifest entry;
 calibration / evaluation data are .npz files with `chips` = uint8 [N, H, W, 3] RGB aligned faces.
@@ -21,22 +22,16 @@ import argparse
 import copy
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_static)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import manifest_tools  # noqa: E402
-
-METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-           "entropy": CalibrationMethod.Entropy}
+from edgeface.quantization import METHODS, QuantConfig, quantize_static  # noqa: E402  (the one quantizer)
 
 
 def preprocess(entry: dict[str, Any], chips: np.ndarray) -> np.ndarray:
@@ -50,23 +45,6 @@ def preprocess(entry: dict[str, Any], chips: np.ndarray) -> np.ndarray:
         x = x[..., ::-1]
     x = (x - np.asarray(inp["normalize"]["mean"], np.float32)) / np.asarray(inp["normalize"]["std"], np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if inp["layout"] == "NCHW" else x)
-
-
-class ChipReader(CalibrationDataReader):
-    def __init__(self, name: str, x: np.ndarray, batch: int = 1) -> None:
-        # batch 1: the histogram calibrators (percentile, entropy) stack per-batch outputs and need equal shapes
-        self.name, self.x, self.batch = name, x, batch
-        self.it: Iterator[dict[str, np.ndarray]] = self._gen()
-
-    def _gen(self) -> Iterator[dict[str, np.ndarray]]:
-        for i in range(0, len(self.x), self.batch):
-            yield {self.name: self.x[i:i + self.batch]}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.it, None)
-
-    def rewind(self) -> None:
-        self.it = self._gen()
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -84,17 +62,9 @@ def embed(path: Path, entry: dict[str, Any], x: np.ndarray, threads: int = 2) ->
 
 
 def quantize(fp32: Path, out: Path, entry: dict[str, Any], calib: np.ndarray, method: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        q = Path(tmp) / "q.onnx"
-        extra: dict[str, Any] = {"CalibMovingAverage": False}
-        if method == "percentile":
-            extra["CalibPercentile"] = 99.99
-        quantize_static(str(pre), str(q), ChipReader(entry["input"]["name"], calib), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=METHODS[method], extra_options=extra)
-        manifest_tools.write_atomic(out, q.read_bytes())
+    # Batches of one chip: the histogram calibrators (percentile, entropy) need equal batch shapes.
+    config = QuantConfig(method=method, op_types=None, percentile=99.99)
+    quantize_static(fp32, out, ({entry["input"]["name"]: calib[i:i + 1]} for i in range(len(calib))), config)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

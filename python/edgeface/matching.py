@@ -82,7 +82,11 @@ def threshold_for(spec: ModelSpec, operating_point: str = DEFAULT_OPERATING_POIN
         )
     thresholds = spec.thresholds or {}
     if operating_point not in thresholds:
-        raise ModelError(f"model {spec.name!r} has no calibrated threshold for {operating_point}")
+        raise ModelError(
+            f"model {spec.name!r} has no calibrated threshold for {operating_point}: use it with a numeric cosine "
+            f"threshold (edgeface.matching.verify(a, b, threshold=0.5)), or, for an imported model, import it "
+            f"again with --calibrate PAIRS.tsv (your labelled photo pairs) to calibrate its operating points"
+        )
     try:
         return check_threshold(thresholds[operating_point])
     except (InvalidArgumentError, InvalidDTypeError) as exc:

@@ -1,18 +1,24 @@
-"""The models shipped with edgeface: where they live, what the manifest says about them, and
-checking that a file is the one the manifest describes before it is loaded.
+"""The models edgeface knows: the bundled ones, plus the ones a user imported; where they live, what
+their manifests say about them, and checking that a file is the one its manifest describes before it
+is loaded.
 
-The ONNX files ship inside the wheel (``edgeface/models/`` next to this module) together with
+The bundled ONNX files ship inside the wheel (``edgeface/models/`` next to this module) together with
 ``manifest.json``; nothing is downloaded at run time. Because the files are large and loaded by
 native code, a damaged or swapped file would otherwise fail far from its cause (a parser error,
-or worse, silently wrong embeddings), so each file's sha256 is checked against the manifest
+or worse, silently wrong embeddings), so each file's sha256 is checked against its manifest
 before its first load in a process.
 
-Folder lookup order:
+Manifests, in order (later ones *add* models, they never hide or replace the bundled ones):
 
-1. ``EDGEFACE_MODELS_DIR``, so users can point edgeface at their own models and manifest;
-2. the installed package's ``models/`` folder;
-3. the source tree's ``models/`` folder (editable installs and running from a checkout keep the
-   package under ``python/edgeface`` while the models stay at the repository root).
+1. the bundled manifest: the installed package's ``models/`` folder, else the source tree's
+   ``models/`` folder (editable installs and checkouts keep the models at the repository root);
+2. ``EDGEFACE_MODELS_DIR``: a folder with its own ``manifest.json`` (e.g. a fleet's extra models);
+   its ``defaults`` may change the default model of a role;
+3. the per-user folder of imported models (``edgeface models import``): ``$EDGEFACE_HOME/models``,
+   else ``$XDG_DATA_HOME/edgeface/models``, else ``~/.local/share/edgeface/models``.
+
+An overlay entry whose name is already taken (a bundled model, or an earlier overlay) is ignored with a
+``UserWarning``: the bundled MTCNN and dlib models stay what the wheel shipped.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +38,7 @@ import numpy as np
 from .errors import ModelError, ModelIntegrityError
 
 __all__ = [
+    "ENV_HOME",
     "ENV_MODELS_DIR",
     "InputSpec",
     "Manifest",
@@ -40,10 +48,14 @@ __all__ = [
     "list_models",
     "load_manifest",
     "models_dir",
+    "user_models_dir",
     "verify_model",
 ]
 
 ENV_MODELS_DIR = "EDGEFACE_MODELS_DIR"
+ENV_HOME = "EDGEFACE_HOME"
+# Where a model came from, shown by `edgeface models list`.
+BUNDLED, EXTRA, IMPORTED = "bundled", "EDGEFACE_MODELS_DIR", "imported"
 MANIFEST_NAME = "manifest.json"
 SUPPORTED_SCHEMA = 1
 
@@ -109,49 +121,98 @@ class ModelSpec:
     # Models whose embeddings are interchangeable (fp32 and its INT8 quantization) share a space;
     # galleries are bound to the space, not to one file.
     embedding_space: str = ""
+    # BUNDLED, EXTRA or IMPORTED: which manifest the entry came from.
+    origin: str = BUNDLED
+
+
+def user_models_dir() -> Path:
+    """The per-user folder of imported models: ``$EDGEFACE_HOME/models``, else the XDG data dir."""
+    home = os.environ.get(ENV_HOME)
+    if home:
+        return Path(home).expanduser() / "models"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path("~/.local/share").expanduser())
+    return Path(data) / "edgeface" / "models"
 
 
 def models_dir() -> Path:
-    """The folder holding ``manifest.json`` and the model files (see module docstring for the order)."""
-    override = os.environ.get(ENV_MODELS_DIR)
-    if override:
-        path = Path(override).expanduser()
-        if not (path / MANIFEST_NAME).is_file():
-            raise ModelError(
-                f"{ENV_MODELS_DIR}={override!r} does not contain a {MANIFEST_NAME}; point it at a "
-                f"folder with a manifest and its model files, or unset it to use the bundled models."
-            )
-        return path
+    """The folder of the bundled ``manifest.json`` and model files (package, else source tree)."""
     for candidate in (_PACKAGE_MODELS, _SOURCE_TREE_MODELS):
         if (candidate / MANIFEST_NAME).is_file():
             return candidate
     raise ModelError(
         f"No model manifest found (looked in {_PACKAGE_MODELS} and {_SOURCE_TREE_MODELS}). "
-        f"The installation is incomplete: reinstall edgeface (pip install --force-reinstall edgeface), "
-        f"or set {ENV_MODELS_DIR} to a folder with a {MANIFEST_NAME}."
+        f"The installation is incomplete: reinstall edgeface (pip install --force-reinstall edgeface)."
     )
+
+
+def _overlay_dirs() -> list[tuple[str, Path]]:
+    """(origin, folder) of every overlay manifest in force, in overlay order."""
+    overlays = []
+    extra = os.environ.get(ENV_MODELS_DIR)
+    if extra:
+        path = Path(extra).expanduser()
+        if not (path / MANIFEST_NAME).is_file():
+            raise ModelError(
+                f"{ENV_MODELS_DIR}={extra!r} does not contain a {MANIFEST_NAME}; point it at a folder with "
+                f"a manifest and its model files (they are added to the bundled models), or unset it."
+            )
+        overlays.append((EXTRA, path))
+    user = user_models_dir()
+    if (user / MANIFEST_NAME).is_file():
+        overlays.append((IMPORTED, user))
+    return overlays
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A parsed manifest: its path, the validated entries, and the default model per role."""
+    """The merged manifests: the bundled path, the validated entries, the default model per role,
+    and ``imports``: the bundled calibration records of known third-party files that users import
+    (keyed by importer, then by the source file's sha256; no weights)."""
 
     path: Path
     models: Mapping[str, ModelSpec]
     defaults: Mapping[str, str]
+    imports: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Overlay entries left out because their name was taken: (name, manifest path, reason).
+    shadowed: tuple[tuple[str, Path, str], ...] = ()
 
 
 # Parsed manifests keyed by path; the stat signature makes an edited manifest reload.
-_manifest_cache: dict[Path, tuple[tuple[int, int], Manifest]] = {}
+_manifest_cache: dict[Path, tuple[tuple[int, int], tuple[dict[str, ModelSpec], dict[str, str], dict[str, Any]]]] = {}
 # Files whose hash matched, keyed by (path, mtime_ns, size, expected sha256): hashing the
 # embedder costs tens of milliseconds, which matters when pipelines are built repeatedly.
 _verified: set[tuple[str, int, int, str]] = set()
+_warned: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
 
 def load_manifest() -> Manifest:
-    """Read and validate the manifest of ``models_dir()``; cached until the file changes."""
-    path = models_dir() / MANIFEST_NAME
+    """The bundled manifest with every overlay added (see the module docstring); each manifest file is
+    parsed once and re-read when it changes."""
+    bundled = models_dir() / MANIFEST_NAME
+    models, defaults, raw_imports = _read_cached(bundled, BUNDLED)
+    merged, merged_defaults = dict(models), dict(defaults)
+    shadowed = []
+    for origin, folder in _overlay_dirs():
+        path = folder / MANIFEST_NAME
+        extra, extra_defaults, _ = _read_cached(path, origin)
+        for name, spec in extra.items():
+            if name in merged:
+                reason = f"the name is taken by the {merged[name].origin} model in {merged[name].path.parent}"
+                shadowed.append((name, path, reason))
+                _warn_once(name, path, reason)
+                continue
+            merged[name] = spec
+        if origin == EXTRA:
+            merged_defaults.update(extra_defaults)
+    for role, name in merged_defaults.items():
+        if name not in merged:
+            raise ModelError(f"The default {role!r} names unknown model {name!r} (check {ENV_MODELS_DIR}'s manifest).")
+    return Manifest(bundled, MappingProxyType(merged), MappingProxyType(merged_defaults),
+                    MappingProxyType(raw_imports), tuple(shadowed))
+
+
+def _read_cached(path: Path, origin: str) -> tuple[dict[str, ModelSpec], dict[str, str], dict[str, Any]]:
     try:
         stat = path.stat()
     except OSError as exc:
@@ -161,10 +222,19 @@ def load_manifest() -> Manifest:
         cached = _manifest_cache.get(path)
         if cached is not None and cached[0] == signature:
             return cached[1]
-    manifest = _parse_manifest(path)
+    parsed = _parse_manifest(path, origin)
     with _lock:
-        _manifest_cache[path] = (signature, manifest)
-    return manifest
+        _manifest_cache[path] = (signature, parsed)
+    return parsed
+
+
+def _warn_once(name: str, path: Path, reason: str) -> None:
+    with _lock:
+        if (name, str(path)) in _warned:
+            return
+        _warned.add((name, str(path)))
+    warnings.warn(f"Model {name!r} in {path} is ignored: {reason}. Rename it in that manifest.", UserWarning,
+                  stacklevel=3)
 
 
 def list_models() -> list[str]:
@@ -205,8 +275,7 @@ def verify_model(spec: ModelSpec) -> Path:
         stat = path.stat()
     except OSError as exc:
         raise ModelError(
-            f"Model {spec.name!r}: file {path} is missing or unreadable ({exc.strerror}). "
-            f"Reinstall edgeface (pip install --force-reinstall edgeface) to restore it."
+            f"Model {spec.name!r}: file {path} is missing or unreadable ({exc.strerror}). {_restore_hint(spec)}"
         ) from exc
     key = (str(path), stat.st_mtime_ns, stat.st_size, spec.sha256)
     with _lock:
@@ -218,13 +287,20 @@ def verify_model(spec: ModelSpec) -> Path:
             f"Model {spec.name!r}: file {path} does not match the manifest "
             f"(expected sha256 {spec.sha256}, got {actual}; {stat.st_size} bytes"
             + (f", expected {spec.size_bytes}" if spec.size_bytes is not None else "")
-            + "). The file is damaged or was replaced: reinstall edgeface "
-            "(pip install --force-reinstall edgeface), or if you changed the model on purpose, "
-            "update its sha256 in the manifest."
+            + f"). The file is damaged or was replaced. {_restore_hint(spec)}"
         )
     with _lock:
         _verified.add(key)
     return path
+
+
+def _restore_hint(spec: ModelSpec) -> str:
+    if spec.origin == IMPORTED:
+        return (f"Import it again: edgeface models remove {spec.name}, then edgeface models import "
+                f"(your original file).")
+    if spec.origin == EXTRA:
+        return f"Restore the file in {spec.path.parent}, or update its sha256 in that folder's manifest."
+    return "Reinstall edgeface (pip install --force-reinstall edgeface) to restore it."
 
 
 def _sha256_of(path: Path) -> str:
@@ -241,7 +317,7 @@ def _sha256_of(path: Path) -> str:
 # ----------------------------------------------------------------------------------- parsing
 
 
-def _parse_manifest(path: Path) -> Manifest:
+def _parse_manifest(path: Path, origin: str) -> tuple[dict[str, ModelSpec], dict[str, str], dict[str, Any]]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -260,17 +336,20 @@ def _parse_manifest(path: Path) -> Manifest:
     if not isinstance(entries, dict):
         raise ModelError(f"The model manifest {path} has no 'models' object.")
     folder = path.parent
-    models = {name: _parse_entry(path, folder, name, entry) for name, entry in entries.items()}
+    models = {name: _parse_entry(path, folder, name, entry, origin) for name, entry in entries.items()}
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
         raise ModelError(f"The model manifest {path}: 'defaults' must map roles to model names.")
     for role, name in defaults.items():
         if name not in models:
             raise ModelError(f"The model manifest {path}: default {role!r} names unknown model {name!r}.")
-    return Manifest(path, MappingProxyType(models), MappingProxyType(dict(defaults)))
+    imports = raw.get("imports", {})
+    if not isinstance(imports, dict):
+        raise ModelError(f"The model manifest {path}: 'imports' must be an object.")
+    return models, dict(defaults), imports
 
 
-def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any) -> ModelSpec:
+def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any, origin: str) -> ModelSpec:
     def bad(what: str) -> ModelError:
         return ModelError(f"The model manifest {manifest}: entry {name!r} {what}.")
 
@@ -325,6 +404,7 @@ def _parse_entry(manifest: Path, folder: Path, name: str, entry: Any) -> ModelSp
         size_bytes=size_bytes,
         thresholds_detectors=tuple(detectors),
         embedding_space=str(entry.get("embedding_space") or name),
+        origin=origin,
     )
 
 

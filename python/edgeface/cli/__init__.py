@@ -25,7 +25,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports
 JSON_VERSION = 1
 # Sub-commands that live in their own module of this package: each defines
 # ``register(subparsers, common_parser)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("detect", "identify", "verify", "index", "search", "cluster", "info")
+COMMAND_MODULES: tuple[str, ...] = ("detect", "identify", "verify", "index", "search", "cluster", "models",
+                                   "info")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
