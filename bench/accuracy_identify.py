@@ -6,8 +6,10 @@
    ``--enroll`` images are enrolled and the rest are probes; people with one image are strangers.
    Reported per operating point: top-1 rate of known probes (right name and above threshold),
    false-accept rate of strangers; and per fusion ("max", "mean", "quality").
+3. The same LFW runs with the compact int8 template store (``Gallery(store="int8")``): the change
+   of each figure against float32 templates, in percentage points (target: <= 0.1 pt).
 
-    python bench/accuracy_identify.py [--embedder NAME] [--enroll 1,3]
+    python bench/accuracy_identify.py [--embedder NAME] [--enroll 1,3] [--stores float32,int8]
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def small_set(analyzer: FaceAnalyzer, tmp: Path) -> dict:
     return {"threshold": analyzer.threshold, "counts": counts, "multi_face": multi}
 
 
-def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
+def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path, store: str = "float32") -> dict:
     root = require_data("lfw")
     rows = read_tsv(root / "identities.tsv")
     by_person: dict[str, list[str]] = {}
@@ -72,7 +74,8 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
     spec = analyzer.embedder.spec
     results = {}
     for fusion in FUSIONS:
-        gallery = Gallery(tmp / f"lfw-{enroll_n}-{fusion}.db", spec.embedding_space, analyzer.embedder.dim, fusion=fusion)
+        gallery = Gallery(tmp / f"lfw-{enroll_n}-{fusion}-{store}.db", spec.embedding_space, analyzer.embedder.dim,
+                          fusion=fusion, store=store)
         probes, truth = [], []
         for person, paths in sorted(by_person.items()):
             paths = sorted(paths)
@@ -86,11 +89,9 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
             elif len(paths) == 1 and have:
                 probes.append(have[0])
                 truth.append(None)
-        scores = gallery.scores(np.stack([vectors[p] for p in probes]))
-        best = np.argmax(scores, axis=1)
-        best_score = scores[np.arange(len(probes)), best]
-        names = [p.name for p in gallery.people()]
-        best_name = np.array([names[i] for i in best], dtype=object)
+        best = gallery.identify(np.stack([vectors[p] for p in probes]), threshold=-1.0)  # top-1, no threshold
+        best_score = np.array([b.score for b in best])
+        best_name = np.array([b.name for b in best], dtype=object)
         truth_arr = np.array(truth, dtype=object)
         known = np.array([t is not None for t in truth])
         row = {"people": len(gallery), "known_probes": int(known.sum()), "strangers": int((~known).sum()),
@@ -110,6 +111,15 @@ def lfw_open_set(analyzer: FaceAnalyzer, enroll_n: int, tmp: Path) -> dict:
     return results
 
 
+def store_change(exact: dict, compact: dict) -> dict:
+    """Largest change, in percentage points, of each figure (over fusions and operating points)."""
+    keys = [("rank1_closed_set",)] + [(op, m) for op in THRESHOLDS for m in ("top1_known", "false_accept_strangers")]
+
+    def get(r: dict, key: tuple) -> float:
+        return r[key[0]] if len(key) == 1 else r[key[0]][key[1]]
+    return {"/".join(k): round(max(100 * abs(get(compact[f], k) - get(exact[f], k)) for f in exact), 4) for k in keys}
+
+
 def plot(lfw: dict, out: Path) -> None:
     """Top-1 rate of known probes against false-accept rate of strangers, sweeping the threshold."""
     curves = [(r["sweep"]["false_accept_strangers"], r["sweep"]["top1_known"], f"enroll {enroll}, fusion {fusion}")
@@ -125,6 +135,7 @@ def main() -> None:
     parser.add_argument("--embedder", default=None)
     parser.add_argument("--backend", default=None)
     parser.add_argument("--enroll", default="1,3", help="photos enrolled per LFW person, comma-separated")
+    parser.add_argument("--stores", default="float32,int8", help="template stores to compare (float32 first)")
     args = parser.parse_args()
     import tempfile
     with tempfile.TemporaryDirectory() as tmp, FaceAnalyzer(backend=args.backend, embedder=args.embedder) as fa:
@@ -132,9 +143,13 @@ def main() -> None:
         print("identification set:", out["identification"]["counts"])
         for m in out["identification"]["multi_face"]:
             print("  ", m)
-        out["lfw"] = {}
+        out["lfw"], out["lfw_int8"], out["int8_change_pt"] = {}, {}, {}
         for n in map(int, args.enroll.split(",")):
             out["lfw"][n] = lfw_open_set(fa, n, Path(tmp))
+            if "int8" in args.stores.split(","):
+                out["lfw_int8"][n] = lfw_open_set(fa, n, Path(tmp), store="int8")
+                out["int8_change_pt"][n] = store_change(out["lfw"][n], out["lfw_int8"][n])
+                print(f"LFW enroll {n}: int8 templates change (pt):", out["int8_change_pt"][n], flush=True)
             for fusion, r in out["lfw"][n].items():
                 ops = "  ".join(f"{op}: top1 {100 * r[op]['top1_known']:.2f} % FA {100 * r[op]['false_accept_strangers']:.2f} %"
                                 for op in THRESHOLDS)

@@ -72,7 +72,7 @@ def test_enroll_identify_verify_and_gallery_commands(capsys, tmp_path):
     code, out, _ = run(capsys, "gallery", "list", gallery, "--json")
     assert code == EXIT_OK and json.loads(out)["people"] == [{"name": "eileen", "embeddings": 1}]
     assert run(capsys, "gallery", "rename", gallery, "eileen", "collins")[0] == EXIT_OK
-    assert run(capsys, "gallery", "remove", gallery, "nobody")[0] == EXIT_SETUP  # not enrolled
+    assert run(capsys, "gallery", "remove", gallery, "nobody")[0] == EXIT_USAGE  # not enrolled: a bad NAME
     assert run(capsys, "gallery", "remove", gallery)[0] == EXIT_USAGE
     assert run(capsys, "gallery", "remove", gallery, "collins")[0] == EXIT_OK
     code, out, _ = run(capsys, "gallery", "list", gallery, "--json")

@@ -118,7 +118,7 @@ def test_failed_write_loses_nothing(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):
         with g._transaction():  # simulate a crash between the two inserts of an enrollment
             g._db.execute("INSERT INTO people (name, created) VALUES ('half', 0)")
-            g._db.execute("INSERT INTO embeddings (person_id, vector, quality, created) VALUES (NULL, x'00', 1, 0)")
+            g._db.execute("INSERT INTO embeddings (person_id, block, created) VALUES (NULL, 1, 0)")
     g.close()
     with Gallery(path, "m", DIM) as reopened:
         assert [(p.name, p.embeddings) for p in reopened.people()] == [("kept", 2)]

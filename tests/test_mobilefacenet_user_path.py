@@ -213,3 +213,18 @@ def test_reembed_gallery_reports_missing_photos(env: Path, tmp_path: Path) -> No
     with pytest.raises(GalleryError, match="already exists"):
         reembed_gallery(old, new, embedder="mobilefacenet_int8")
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_cli_gallery_reembed(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`edgeface gallery reembed OLD NEW --embedder NAME` re-enrolls from the recorded photos."""
+    from edgeface.cli import EXIT_OK, EXIT_USAGE, main
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    assert main(["enroll", str(old), "--name", "abel", lfw(SAME[0])]) == EXIT_OK
+    assert main(["gallery", "reembed", str(old), str(new)]) == EXIT_USAGE  # --embedder is required
+    capsys.readouterr()
+    assert main(["gallery", "reembed", str(old), str(new), "--embedder", "mobilefacenet_int8", "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["command"] == "gallery reembed" and report["embeddings"] == 1
+    assert main(["gallery", "list", str(new), "--json"]) == EXIT_OK
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in listed["people"]] == ["abel"] and listed["model"].startswith("mobilefacenet")

@@ -157,6 +157,14 @@ def _check_align(out: Any, args: list[Any]) -> None:
     _check_matrix(mats, args)
 
 
+def _check_int8_scores(out: Any, args: list[Any]) -> None:
+    codes, scales, probes = args[0], args[1], args[2]
+    expected = (probes.astype(np.float64) @ codes.T.astype(np.float64)) * scales[None, :]
+    # the kernel's reduced-precision accumulation (gallery.py re-scores its best candidates in float32):
+    # error relative to the largest score, not to each one
+    assert out.shape == expected.shape and np.all(np.abs(out - expected) <= 2e-3 * (1.0 + np.abs(expected).max(initial=0)))
+
+
 def _no_check(out: Any, args: list[Any]) -> None:
     pass
 
@@ -165,7 +173,7 @@ def _no_check(out: Any, args: list[Any]) -> None:
 
 def valid_call(rng: np.random.Generator) -> Call:
     """One valid call of a randomly chosen kernel: (name, function, args, invariant check)."""
-    which = int(rng.integers(0, 13))
+    which = int(rng.integers(0, 14))
     k = count(rng)
     thr = float(rng.uniform(0, 1))
     mode = "iou" if rng.random() < 0.5 else "min"
@@ -219,6 +227,12 @@ def valid_call(rng: np.random.Generator) -> Call:
         mats[:, 1, :2] = [scale * np.sin(angle), scale * np.cos(angle)]
         mats[:, :, 2] = rng.uniform(-40, 40, (k, 2))
         return "warp_affine", _core.warp_affine, [image(rng), mats.astype(real_dtype(rng)), *size], _check_warp
+    if which == 12:
+        n, q, d = int(rng.integers(0, 300)), int(rng.integers(0, 5)), int(rng.integers(1, 200))
+        codes = rng.integers(-127, 128, (n, d)).astype(np.int8)
+        scales = rng.uniform(0, 0.02, n).astype(np.float32)
+        probes = rng.standard_normal((q, d)).astype(np.float32)
+        return "int8_scores", _core.int8_scores, [codes, scales, probes, int(rng.integers(0, 3))], _check_int8_scores
     return "align_faces", _core.align_faces, [image(rng), landmarks(rng, k), TEMPLATE, *size], _check_align
 
 

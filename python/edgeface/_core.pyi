@@ -266,3 +266,8 @@ def align_faces(
         ``(crops, matrices)``: uint8 ``(K, out_height, out_width, 3)`` and float64
         ``(K, 2, 3)``.
     """
+
+def int8_scores(
+    codes: npt.NDArray[np.int8], scales: _F32, probes: _F32, threads: int = 0
+) -> _F32:
+    """Gallery search over int8 templates: (Q, N) scores = scales * (probes @ codes.T); threads=0: every core."""

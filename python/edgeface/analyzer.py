@@ -88,7 +88,7 @@ class FaceAnalyzer:
     def open_gallery(self, path: Union[str, os.PathLike], fusion: Fusion = "max", create: bool = True) -> Gallery:
         """Open (or create) a gallery file bound to this analyzer's embedding model."""
         spec = self.embedder.spec
-        return Gallery(path, spec.embedding_space, self.embedder.dim, fusion=fusion, create=create)
+        return Gallery(path, spec.embedding_space, self.embedder.dim, fusion=fusion, create=create, model=spec.name)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -26,11 +26,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 @dataclass(frozen=True)
 class Source:
-    """One stored embedding's person, photo path (None if it was enrolled without one) and quality."""
+    """One stored embedding's person and photo path (None if it was enrolled without one)."""
 
     name: str
     path: Optional[str]
-    quality: float
 
 
 @dataclass
@@ -53,11 +52,11 @@ def sources(gallery_path: PathLike) -> list[Source]:
         raise GalleryError(f"gallery not found: {path}")
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT p.name, e.source, e.quality FROM embeddings e JOIN people p "
+            rows = db.execute("SELECT p.name, e.source FROM embeddings e JOIN people p "
                               "ON p.id = e.person_id ORDER BY p.name, e.id").fetchall()
     except sqlite3.DatabaseError as exc:
         raise GalleryFormatError(f"{path} is not an edgeface gallery ({exc})") from exc
-    return [Source(str(n), None if s is None else str(s), float(q)) for n, s, q in rows]
+    return [Source(str(n), None if s is None else str(s)) for n, s in rows]
 
 
 def _locate(source: str, gallery_dir: Path) -> Optional[Path]:
@@ -89,7 +88,7 @@ def reembed_gallery(old_path: PathLike, new_path: PathLike, embedder: str, backe
         with FaceAnalyzer(backend=backend, threads=threads, embedder=embedder, **detector_options) as analyzer:
             spec = analyzer.embedder.spec
             report = ReembedReport(str(new), spec.embedding_space)
-            with Gallery(tmp, spec.embedding_space, analyzer.embedder.dim) as gallery:
+            with Gallery(tmp, spec.embedding_space, analyzer.embedder.dim, model=spec.name) as gallery:
                 by_person: dict[str, list[Source]] = {}
                 for s in recorded:
                     by_person.setdefault(s.name, []).append(s)

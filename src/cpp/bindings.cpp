@@ -424,6 +424,8 @@ py::tuple py_align_faces(py::handle image_obj, py::handle lm_obj, py::handle tpl
 
 }  // namespace
 
+void register_search(py::module_& m);  // search.cpp
+
 PYBIND11_MODULE(_core, m) {
     m.doc() = "edgeface C++ kernels: NMS, MTCNN pyramid and box ops, face alignment.";
 
@@ -475,4 +477,5 @@ PYBIND11_MODULE(_core, m) {
           py::arg("template"), py::arg("out_height"), py::arg("out_width"),
           py::arg("border_value") = 0,
           "Similarity estimate + warp per face; returns (crops, matrices).");
+    register_search(m);
 }

@@ -25,8 +25,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports
 JSON_VERSION = 1
 # Sub-commands that live in their own module of this package: each defines
 # ``register(subparsers, common_parser)``, which adds its parser and sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("detect", "identify", "verify", "index", "search", "cluster", "models",
-                                   "info")
+COMMAND_MODULES: tuple[str, ...] = ("detect", "enroll", "identify", "verify", "gallery", "index", "search",
+                                   "cluster", "models", "info")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -105,82 +105,6 @@ def make_analyzer(args: argparse.Namespace, gallery: Optional[str] = None, creat
     return analyzer
 
 
-def enroll_person(analyzer: Any, name: str, paths: list[Path]) -> tuple[int, list[str]]:
-    """Embed the largest face of each photo and enroll them all in one transaction."""
-    from ..gallery import enrollment_quality
-    vectors, qualities, sources, problems = [], [], [], []
-    for path in progress(paths, f"enroll {name}"):
-        try:
-            face, vector = analyzer.embed_largest(path)
-        except EdgefaceError as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        if face is None:
-            problems.append(f"{path}: no face found")
-            continue
-        vectors.append(vector)
-        qualities.append(enrollment_quality(face.score, face.width, face.height))
-        sources.append(str(path))
-    if vectors:
-        import numpy as np
-        analyzer.gallery.enroll(name, np.stack(vectors), qualities, sources)
-    return len(vectors), problems
-
-
-def cmd_enroll(args: argparse.Namespace) -> int:
-    if args.from_dir:
-        root = Path(args.from_dir)
-        if not root.is_dir():
-            return usage_error(f"{root} is not a directory")
-        people = [(d.name, expand_images([str(d)])) for d in sorted(root.iterdir()) if d.is_dir()]
-    else:
-        if not args.name or not args.images:
-            return usage_error("give --name NAME and images, or --from-dir DIR")
-        people = [(args.name, expand_images(args.images))]
-    report, all_problems = [], []
-    with make_analyzer(args, args.gallery) as analyzer:
-        for name, paths in people:
-            added, problems = enroll_person(analyzer, name, paths)
-            all_problems.extend(problems)
-            report.append({"name": name, "photos": len(paths), "enrolled": added, "problems": problems})
-            if not args.json:
-                print(f"{name}: {added}/{len(paths)} photos enrolled")
-    for problem in all_problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    if args.json:
-        emit_json({"command": "enroll", "gallery": args.gallery, "people": report})
-    print(f"{len(report)} people, {sum(r['enrolled'] for r in report)} photos enrolled, "
-          f"{len(all_problems)} skipped", file=sys.stderr)
-    return EXIT_INPUT if all_problems else EXIT_OK
-
-
-def cmd_gallery(args: argparse.Namespace) -> int:
-    from ..embedding import Embedder
-    from ..gallery import Gallery
-    embedder = Embedder(args.embedder, args.backend, 1)
-    spec = embedder.spec
-    embedder.close()
-    with Gallery(args.gallery, spec.embedding_space, spec.embedding_dim, create=False) as gallery:
-        if args.action == "list":
-            people = gallery.people()
-            if args.json:
-                emit_json({"command": "gallery list", "gallery": args.gallery, "model": spec.embedding_space,
-                           "people": [{"name": p.name, "embeddings": p.embeddings} for p in people]})
-            else:
-                for p in people:
-                    print(f"{p.name}\t{p.embeddings}")
-                print(f"{len(people)} people", file=sys.stderr)
-        elif args.action == "remove":
-            if len(args.names) != 1:
-                return usage_error("gallery remove takes one NAME")
-            gallery.remove(args.names[0])
-            print(f"removed {args.names[0]}", file=sys.stderr)
-        else:
-            if len(args.names) != 2:
-                return usage_error("gallery rename takes OLD NEW")
-            gallery.rename(args.names[0], args.names[1])
-            print(f"renamed {args.names[0]} to {args.names[1]}", file=sys.stderr)
-    return EXIT_OK
 
 
 def usage_error(message: str) -> int:
@@ -308,18 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
     sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
-    p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
-    p.add_argument("gallery", help="gallery file (created if missing)")
-    p.add_argument("images", nargs="*", help="photos of the person named by --name (files or folders)")
-    p.add_argument("--name", help="the person's name")
-    p.add_argument("--from-dir", metavar="DIR", help="one sub-folder of photos per person")
-    p.set_defaults(func=cmd_enroll)
-
-    p = sub.add_parser("gallery", parents=[common], help="list, remove or rename enrolled people")
-    p.add_argument("action", choices=["list", "remove", "rename"], help="what to do")
-    p.add_argument("gallery", help="gallery file")
-    p.add_argument("names", nargs="*", help="remove: NAME; rename: OLD NEW")
-    p.set_defaults(func=cmd_gallery)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub, common)
