@@ -369,6 +369,22 @@ KNOWN_LIMITS = """Not measured by these scripts, or measured on too little data 
   ratios measured in one run are the stable part."""
 
 
+# Results whose scripts write their own page (each with its commands and the JSON beside it).
+MORE_RESULTS = """## More results
+
+| topic | page | script | stored results |
+|---|---|---|---|
+| detectors compared (MTCNN, YuNet, rotations, input size), end to end per detector | [docs/detectors.md](detectors.md), [models/card_yunet.md](../models/card_yunet.md) | `bench/accuracy_detect.py --detector ...`, `bench/speed_detectors.py` | `accuracy_detect.json`, `speed_detectors.json`, `accuracy_detect_rotate90.json` |
+| face quality gate and error-versus-reject | [docs/robustness.md](robustness.md) (Face quality) | `bench/quality.py` | `quality.json`, `quality_erc.png` |
+| robustness: occlusion, pose, resolution, what helps, beside face_recognition | [docs/robustness.md](robustness.md) | `bench/robustness.py` | `robustness.json`, `robustness.png` |
+| clustering (CDP) against Chinese whispers, DBSCAN, HDBSCAN, average linkage | [docs/clustering.md](clustering.md) | `bench/accuracy_cluster.py`, `tools/train_mediator.py` | `accuracy_cluster.json`, `cluster_mediator_cv.json`, `cluster_scale_100000.json` |
+| gallery at 10k-1M: bulk enroll, open, single enroll, search vs numpy, int8, FAISS | [docs/gallery.md](gallery.md) | `bench/gallery_scale.py` | `gallery_scale.json`, `gallery_scale_1m_after_fix.json` |
+| photo-archive indexing: workers and Ray | [docs/archive.md](archive.md) | `bench/index_scale.py` | `index_scale.json` |
+| MobileFaceNet (user import): LFW and ms/face beside dlib | [docs/mobilefacenet.md](mobilefacenet.md), [models/card_mobilefacenet.md](../models/card_mobilefacenet.md) | `bench/accuracy_lfw.py --embedders ...`, `bench/embed_speed.py` | `accuracy_lfw_mobilefacenet.json`, `embed_speed.json` |
+| aarch64: emulated test run, scalar vs SSE2 warp | [docs/edge.md](edge.md) | `tools/build_wheels.sh --test`, `bench/warp_simd.py` | `warp_simd.json` |
+"""
+
+
 def render() -> Path:
     res = {name: r for name in ORDER if (r := load(name)) is not None}
     sections: dict[str, Callable[[dict], str]] = {
@@ -410,6 +426,7 @@ python bench/bench_core.py
 {KNOWN_LIMITS}
 """]
     parts += [sections[name](r) for name, r in res.items()]
+    parts.append(MORE_RESULTS)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     tmp = DOC.with_suffix(".tmp")
     tmp.write_text("\n".join(parts))

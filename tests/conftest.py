@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests see only the bundled models (and those a test imports itself), never the models a developer
+# imported into their own per-user folder; subprocesses inherit this.
+os.environ["EDGEFACE_HOME"] = tempfile.mkdtemp(prefix="edgeface-test-home-")
 EXAMPLE = REPO / "examples" / "astronaut.jpg"
 DATA = Path(os.environ.get("EDGEFACE_DATA", REPO.parent / "shared" / "data"))
 
