@@ -135,3 +135,17 @@ def test_enrollment_gate(analyzer, astronaut):
 def test_min_quality_checked(bad):
     with pytest.raises(InvalidArgumentError, match="min_quality"):
         FaceAnalyzer(min_quality=bad)
+
+
+def test_enroll_refuses_a_blurred_photo_with_the_reason(tmp_path, astronaut, capsys):
+    """The enrollment gate: a sharp photo is enrolled, the same face blurred (still detected) is refused."""
+    from edgeface.cli import EXIT_INPUT, EXIT_OK, main
+    sharp, blurred = tmp_path / "sharp.png", tmp_path / "blurred.png"
+    cv2.imwrite(str(sharp), astronaut)
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(astronaut, (0, 0), 2))
+    gallery = str(tmp_path / "g.db")
+    assert main(["enroll", gallery, "--name", "eileen", str(sharp), "--threads", "1"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["enroll", gallery, "--name", "blurry", str(blurred), "--threads", "1"]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "blurred.png" in err and ("quality" in err) and "Traceback" not in err

@@ -74,9 +74,10 @@ def plan(args: argparse.Namespace) -> Union[list[tuple[str, list[Path]]], str]:
 
 
 def embed_photo(analyzer: Any, path: Path) -> tuple[Optional[np.ndarray], float, str]:
-    """(embedding, quality, problem) of the one clear face of a photo."""
-    from ..gallery import enrollment_quality
+    """(embedding, quality weight, problem) of the one clear face of a photo: refused when several faces are of
+    similar size, or when the face's quality is below the enrollment gate (edgeface.quality.check_enrollment)."""
     from ..image_io import read_image
+    from ..quality import check_enrollment, enrollment_weight
     image = read_image(path)
     faces = analyzer.detector.detect(image)
     if len(faces) == 0:
@@ -87,9 +88,14 @@ def embed_photo(analyzer: Any, path: Path) -> tuple[Optional[np.ndarray], float,
         similar = int(np.sum(areas >= SIMILAR_FACE_AREA * areas[order[0]]))
         return None, 0.0, (f"{similar} faces of similar size, so which one is the person is a guess; "
                            "crop the photo to that person")
-    best = faces[[int(order[0])]]
-    face = best[0]
-    return analyzer.embedder.embed(image, best)[0], enrollment_quality(face.score, face.width, face.height), ""
+    kept, qualities, crops = analyzer.usable_faces(image, faces[[int(order[0])]])
+    if len(kept) == 0:
+        return None, 0.0, (f"the face is not usable (quality below {analyzer.min_quality:.2f}: blurred, tiny, "
+                           "turned away or not a face); use a sharp, frontal photo")
+    problem = check_enrollment(qualities[0])
+    if problem is not None:
+        return None, 0.0, problem
+    return analyzer.embedder.embed_aligned(crops, "bgr")[0], enrollment_weight(qualities[0]), ""
 
 
 def file_sha256(path: Path) -> str:
