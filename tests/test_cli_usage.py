@@ -116,3 +116,14 @@ def test_help_and_version_exit_zero(capsys):
     assert run(capsys, "--help")[0] == EXIT_OK
     assert run(capsys, "detect", "--help")[0] == EXIT_OK
     assert run(capsys, "--version")[0] == EXIT_OK
+
+
+def test_enroll_names_a_missing_photo_once(capsys, tmp_path):
+    missing = str(tmp_path / "x.jpg")
+    code, _, err = run(capsys, "enroll", str(tmp_path / "g.db"), "--name", "a", missing)
+    assert code == 3 and err.count(missing) == 1, err
+
+
+def test_gallery_lists_no_detection_options():
+    help_text = subcommands()["gallery"].format_help()
+    assert "--min-face" not in help_text and "--detector" not in help_text and "--embedder" in help_text

@@ -138,7 +138,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                     continue
                 vector, quality, problem = embed_photo(analyzer, path)
             except (EdgefaceError, OSError) as exc:
-                report.problems.append(f"{path}: {exc}")
+                # most image errors already name the file: say it once
+                report.problems.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
                 continue
             if vector is None:
                 report.problems.append(f"{path}: {problem}")

@@ -5,12 +5,13 @@ import argparse
 import sys
 from typing import Any
 
-from . import EXIT_OK, emit_json, usage_error
+from . import EXIT_OK, embedding_options, emit_json, output_options, runtime_options, usage_error
 from ..errors import InvalidArgumentError, PersonNotFoundError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("gallery", parents=[common], help="list, remove, rename or re-embed enrolled people",
+    # list/remove/rename need no model options; reembed needs the embedder and the runtime options.
+    p = subparsers.add_parser("gallery", parents=[runtime_options(), embedding_options(), output_options()], help="list, remove, rename or re-embed enrolled people",
                               description="The gallery is opened with the model it was made with.")
     p.add_argument("action", choices=["list", "remove", "rename", "reembed"],
                    help="list: everyone and their photo count; remove NAME; rename OLD NEW; reembed NEW_GALLERY "
