@@ -84,3 +84,19 @@ def test_rotations_find_a_face_lying_on_its_side(astronaut, angle, code):
     # Where the upright landmarks go when the frame is turned by `code`.
     marks = unrotate(upright.landmarks[0], angle, lying.shape[:2])
     np.testing.assert_allclose(found.landmarks[0], marks, atol=4.0)
+
+
+def test_refined_landmarks_follow_mtcnn(astronaut):
+    """refine_landmarks: O-Net's points on the YuNet box land where MTCNN puts them (within 3 px here)."""
+    from edgeface.detection import create_detector
+    with create_detector("yunet", refine_landmarks=True) as refined, create_detector("mtcnn") as mtcnn:
+        got, want = refined.detect(astronaut), mtcnn.detect(astronaut)
+    assert len(got) == len(want) == 1
+    assert np.abs(got.landmarks - want.landmarks).max() < 3.0
+
+
+def test_refine_landmarks_must_be_a_bool():
+    from edgeface.detection import create_detector
+    from edgeface.errors import InvalidDTypeError
+    with pytest.raises(InvalidDTypeError, match="refine_landmarks must be True or False"):
+        create_detector("yunet", refine_landmarks="yes")

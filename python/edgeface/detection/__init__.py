@@ -86,6 +86,10 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
         )
     for key, value in options.items():
         default = defaults[key]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InvalidDTypeError(f"Detector option {key} must be True or False, got {value!r}.")
+            continue
         if isinstance(default, numbers.Real) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise InvalidDTypeError(f"Detector option {key} must be a number, got {type(value).__name__}.")
         if isinstance(default, tuple) and not (

@@ -36,12 +36,16 @@ class YuNetConfig:
     ``max_side``: frames whose longer side is larger are downscaled to it (area resampling) before the
     network; smaller frames run at their own size (never upscaled). ``rotations``: clockwise angles of
     the frame copies to run (``(0, 90, 270)`` also finds faces lying on their side, at 3x the cost).
+    ``refine_landmarks``: replace YuNet's landmarks by MTCNN O-Net's on the squared YuNet boxes (one 48 px
+    crop a face): landmark error on the VOC faces 14.8 % -> 6.0 % of the eye distance (MTCNN 6.7 %), LFW
+    TAR at FAR 1e-3 95.2 % -> 96.4 % (MTCNN 96.8 %), accuracy 98.73 -> 98.57 % (within one fold's std).
     """
 
     score_threshold: float = 0.6
     nms_threshold: float = 0.3
     max_side: int = 1280
     rotations: tuple[int, ...] = (0,)
+    refine_landmarks: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -67,9 +71,13 @@ class YuNet:
                  config: Optional[YuNetConfig] = None, **overrides: object) -> None:
         self.config = config or YuNetConfig(**overrides)  # type: ignore[arg-type]
         self.net = Runner(get_model("yunet"), backend=backend, threads=threads)
+        self._backend, self._threads = backend, threads
+        self._onet: Optional[Runner] = None
 
     def close(self) -> None:
         self.net.close()
+        if self._onet is not None:
+            self._onet.close()
 
     def __enter__(self) -> "YuNet":
         return self
@@ -91,8 +99,24 @@ class YuNet:
         if len(scores) == 0:
             return Detections.empty((height, width))
         keep = _core.nms(boxes, scores, self.config.nms_threshold, "iou")
-        boxes = _core.clip_boxes(np.ascontiguousarray(boxes[keep]), width, height)
-        return Detections(boxes, scores[keep], landmarks[keep], (height, width))
+        boxes, landmarks = np.ascontiguousarray(boxes[keep]), landmarks[keep]
+        scores = scores[keep]
+        if self.config.refine_landmarks and len(boxes):
+            landmarks = self._onet_landmarks(img, boxes)
+        boxes = _core.clip_boxes(np.ascontiguousarray(boxes), width, height)
+        return Detections(boxes, scores, landmarks, (height, width))
+
+    def _onet_landmarks(self, bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """MTCNN's O-Net landmarks on the squared YuNet boxes (48 px crops; the nets take RGB)."""
+        if self._onet is None:
+            self._onet = Runner(get_model("mtcnn_onet"), backend=self._backend, threads=self._threads)
+        square = _core.square_boxes(np.ascontiguousarray(boxes, np.float32))
+        marks = self._onet.run(_core.crop_resize(bgr, square, 48, True))["landmarks"]
+        w = (square[:, 2] - square[:, 0] + 1)[:, None]
+        h = (square[:, 3] - square[:, 1] + 1)[:, None]
+        xs = marks[:, 0:5] * w + square[:, 0:1] - 1
+        ys = marks[:, 5:10] * h + square[:, 1:2] - 1
+        return np.stack([xs, ys], axis=-1).astype(np.float32)
 
     def _detect_rotated(self, img: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if angle == 0:
