@@ -258,13 +258,14 @@ def test_lfw_subset_is_clustered_well():
     from edgeface.detection import create_detector
     from edgeface.image_io import read_image
     vectors, truth = [], []
-    with create_detector(threads=2) as det, Committee(["dlib_resnet_v1"], threads=2) as com:
+    # the INT8 model: the one the wheel ships (its vectors share the fp32 model's embedding space)
+    with create_detector(threads=2) as det, Committee(["dlib_resnet_v1_int8"], threads=2) as com:
         for person, path in paths:
             image = read_image(root / path)
             faces = det.detect(image)
             if len(faces):
                 centre = np.argmin(np.abs(faces.boxes[:, [0, 2]].mean(1) - image.shape[1] / 2))
-                vectors.append(com.embed(image, faces[[int(centre)]])["dlib_resnet_v1"][0])
+                vectors.append(com.embed(image, faces[[int(centre)]])["dlib_resnet_v1_int8"][0])
                 truth.append(person)
     labels = edgeface.cluster(np.stack(vectors))
     result = scores(labels, np.array(truth), nmi=False)

@@ -274,6 +274,8 @@ def verify_model(spec: ModelSpec) -> Path:
     try:
         stat = path.stat()
     except OSError as exc:
+        if spec.source.get("not_in_wheel"):  # a bundled model kept out of the wheel on purpose
+            raise ModelError(f"Model {spec.name!r}: {spec.source['not_in_wheel']}") from exc
         raise ModelError(
             f"Model {spec.name!r}: file {path} is missing or unreadable ({exc.strerror}). {_restore_hint(spec)}"
         ) from exc

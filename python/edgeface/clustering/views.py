@@ -38,8 +38,9 @@ class View:
 
 
 def available_views(names: Iterable[str]) -> list[str]:
-    """The view names among ``names`` whose embedding model is installed (in the manifest)."""
-    installed = set(list_models())
+    """The view names among ``names`` whose embedding model is installed (in the manifest, file present:
+    the fp32 dlib model is not in the wheel)."""
+    installed = {n for n in list_models() if get_model(n).path.is_file()}
     return [n for n in names if View.parse(n).model in installed]
 
 
