@@ -35,7 +35,7 @@ DETECTORS: dict[str, type] = {
     "mtcnn": MTCNN,
     "yunet": YuNet,
 }
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_DETECTOR = "yunet"
 # Public name -> the config dataclass its keyword options go to (checked before building the detector).
 DETECTOR_CONFIGS: dict[str, type] = {name: cls.config_type for name, cls in DETECTORS.items()}
 

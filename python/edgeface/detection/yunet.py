@@ -45,7 +45,7 @@ class YuNetConfig:
     nms_threshold: float = 0.3
     max_side: int = 1280
     rotations: tuple[int, ...] = (0,)
-    refine_landmarks: bool = False
+    refine_landmarks: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
