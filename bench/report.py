@@ -170,7 +170,8 @@ def _ms(x: float) -> str:
 
 def section_speed(r: dict) -> str:
     det = r["detection"]
-    det_rows = [[d["size"], d["backend"], d["threads"], _ms(d["ms"]), f"{d['faces_per_frame']:.1f}"] for d in det]
+    det_rows = [[d["size"], d.get("detector", "mtcnn"), d["backend"], d["threads"], _ms(d["ms"]),
+                 f"{d['faces_per_frame']:.1f}"] for d in det]
     peer_rows = [[p["size_name"], PEER_NAMES[p["peer"]], p["threads"], _ms(p["detect_ms"]["median"]),
                   _ms(p["detect_cpu_ms"]["median"]), f"{p['faces_per_frame_mean']:.1f}"]
                  for p in r["peers"] if p["set"] == "all"]
@@ -179,8 +180,8 @@ def section_speed(r: dict) -> str:
     fr = [p for p in r["peers"] if p["set"] == "all" and p["peer"] == "face_recognition" and p["encode_ms_per_face"]]
     emb_rows += [["face_recognition (peer)", "fp32 (dlib, no BLAS)", "dlib", p["threads"], "all faces of a frame",
                   _ms(p["encode_ms_per_face"]["median"])] for p in fr if p["size_name"] == "640x480"]
-    e2e_rows = [[e["size"], "edgeface " + e["embedder"], e["backend"], e["threads"], _ms(e["ms"]), f"{e['fps']:.1f}"]
-                for e in r["end_to_end"]]
+    e2e_rows = [[e["size"], f"edgeface {e.get('detector', 'mtcnn')} + {e['embedder']}", e["backend"], e["threads"],
+                 _ms(e["ms"]), f"{e['fps']:.1f}"] for e in r["end_to_end"]]
     e2e_rows += [[p["size_name"], "face_recognition (peer)", "dlib", p["threads"], _ms(p["end_to_end_ms"]["median"]),
                   f"{1000 / p['end_to_end_ms']['median']:.1f}"]
                  for p in r["peers"] if p["set"] == "1-5 faces" and p["end_to_end_ms"]]
@@ -197,7 +198,8 @@ def section_speed(r: dict) -> str:
 `../shared/data/speed`: {r['images']} multi-face photos resized to 640×480 and 1280×720 (BGR frames,
 as a camera gives them). edgeface: median per frame over {det[0]['frames_timed']} timed frames after a warm-up
 pass; peers: every frame once after 3 warm-up calls (median of {r['images']}). Default backend
-`{r['default_backend']}`, default embedder `{r['default_embedder']}`. {provenance(r)}
+`{r['default_backend']}`, default detector `{r.get('default_detector', 'mtcnn')}`, default embedder
+`{r['default_embedder']}`. {provenance(r)}
 
 ### Ratios (peer time / edgeface time; > 1 means edgeface is faster)
 
@@ -207,7 +209,7 @@ edgeface with its default backend / with the faster backend.
 
 ### Detection, ms per frame
 
-{table(["size", "backend", "threads", "ms / frame", "faces / frame"], det_rows)}
+{table(["size", "detector", "backend", "threads", "ms / frame", "faces / frame"], det_rows)}
 
 Peers (wall-clock median, and process CPU time):
 
@@ -283,7 +285,8 @@ def targets(res: dict[str, dict]) -> list[list[str]]:
             text = ", ".join(f"{f['backend']} t{f['threads']} b{f['batch']}: {x:.2f}×" for f, x in pairs)
             rows.append(["INT8 embedding ≥ 1.8× faster than fp32", text,
                          "yes" if all(x >= 1.8 for _, x in pairs) else f"on {sum(x >= 1.8 for _, x in pairs)} of {len(pairs)}"])
-        e2e = [e for e in speed["end_to_end"] if e["size"] == "640x480" and e["threads"] == 2]
+        e2e = [e for e in speed["end_to_end"] if e["size"] == "640x480" and e["threads"] == 2
+               and e.get("detector", "mtcnn") == speed.get("default_detector", "mtcnn")]
         if e2e:
             default = next(e for e in e2e if e["backend"] == speed["default_backend"])
             best = max(e2e, key=lambda e: e["fps"])

@@ -2,10 +2,11 @@
 
 Frames are the photos resized (cv2.INTER_AREA, BGR as a camera delivers them) to 640x480 and
 1280x720. Figures, each for threads 1 and 2 and for ONNX Runtime and OpenVINO:
-- detection ms/frame (every frame, median over 2 passes after a warm-up pass: 54 timed frames);
+- detection ms/frame per detector (every frame, median over 2 passes after a warm-up pass: 54 timed frames);
 - alignment ms/face (the C++ warp of every face found at 640x480);
 - embedding ms/face at batch 1 and 8 (median of 40 / 20 calls after warm-up), fp32 and INT8;
-- end-to-end (detect + align + embed every face) on the frames with 1-5 faces, as FPS;
+- end-to-end (detect + align + embed every face) per detector on the frames where MTCNN finds 1-5 faces
+  (the same 9 frames as before YuNet became the default), as FPS;
 - cold start (fresh process: interpreter, imports, model load, first frame; and in-process: import,
   load, first frame) and peak RSS (VmHWM) of a fresh process that reads and analyses every frame of
   the size one at a time, as a camera loop does (median of 3 processes).
@@ -36,7 +37,7 @@ from peer_runs import peers_available, run_peer  # noqa: E402
 
 from edgeface import _core  # noqa: E402
 from edgeface.analyzer import FaceAnalyzer  # noqa: E402
-from edgeface.detection import Detector  # noqa: E402
+from edgeface.detection import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from edgeface.embedding import Embedder  # noqa: E402
 from edgeface.models import default_model, get_model, list_models  # noqa: E402
 from edgeface.runtime import resolve_backend  # noqa: E402
@@ -68,18 +69,23 @@ def per_frame_ms(fn, images: list, passes: int = PASSES) -> float:
     return 1000.0 * float(np.median(times))
 
 
+# The default detector first: the ratios to the peers use it.
+DETECTOR_ORDER = (DEFAULT_DETECTOR, *sorted(set(DETECTORS) - {DEFAULT_DETECTOR}))
+
+
 def detection_speed(by_size: dict[str, list[np.ndarray]]) -> list[dict]:
     rows = []
     for size_name, images in by_size.items():
-        for backend in BACKENDS:
-            for threads in THREADS:
-                with Detector(backend=backend, threads=threads) as det:
-                    faces = [len(det.detect(im)) for im in images]
-                    ms = per_frame_ms(det.detect, images)
-                rows.append({"size": size_name, "backend": backend, "threads": threads, "ms": ms,
-                             "faces_per_frame": float(np.mean(faces)), "frames_timed": PASSES * len(images)})
-                print(f"detect {size_name:8s} {backend:11s} t{threads}: {ms:7.1f} ms/frame "
-                      f"({np.mean(faces):.1f} faces/frame)", flush=True)
+        for detector in DETECTOR_ORDER:
+            for backend in BACKENDS:
+                for threads in THREADS:
+                    with create_detector(detector, backend=backend, threads=threads) as det:
+                        faces = [len(det.detect(im)) for im in images]
+                        ms = per_frame_ms(det.detect, images)
+                    rows.append({"size": size_name, "detector": detector, "backend": backend, "threads": threads,
+                                 "ms": ms, "faces_per_frame": float(np.mean(faces)), "frames_timed": PASSES * len(images)})
+                    print(f"detect {size_name:8s} {detector:6s} {backend:11s} t{threads}: {ms:7.1f} ms/frame "
+                          f"({np.mean(faces):.1f} faces/frame)", flush=True)
     return rows
 
 
@@ -87,7 +93,7 @@ def aligned_crops(images: list[np.ndarray]) -> tuple[dict, np.ndarray]:
     """Alignment ms/face over every face found, and the crops (input of the embedding timings)."""
     spec = default_model("embedder")
     template = np.ascontiguousarray(spec.alignment, np.float32)
-    with Detector(threads=2) as det:
+    with create_detector(threads=2) as det:
         marks = [(im, np.ascontiguousarray(d.landmarks)) for im in images if len(d := det.detect(im))]
     n_faces = sum(len(m) for _, m in marks)
     ms_per_frame = per_frame_ms(lambda pair: _core.align_faces(pair[0], pair[1], template, *spec.input.size), marks)
@@ -115,16 +121,18 @@ def embedding_speed(crops: np.ndarray) -> list[dict]:
 def end_to_end(few: dict[str, list[np.ndarray]]) -> list[dict]:
     rows = []
     for size_name, images in few.items():
-        for backend in BACKENDS:
-            for threads in THREADS:
-                with FaceAnalyzer(backend=backend, threads=threads) as fa:
-                    faces = float(np.mean([len(fa.analyze(im)) for im in images]))
-                    ms = per_frame_ms(fa.analyze, images, passes=max(PASSES, math.ceil(MIN_TIMED / len(images))))
-                    embedder = fa.embedder.spec.name
-                rows.append({"size": size_name, "backend": backend, "threads": threads, "ms": ms, "fps": 1000.0 / ms,
-                             "frames": len(images), "faces_per_frame": faces, "embedder": embedder})
-                print(f"end-to-end {size_name:8s} ({len(images)} frames, {faces:.1f} faces) {backend:11s} "
-                      f"t{threads}: {ms:6.1f} ms = {1000 / ms:5.1f} FPS", flush=True)
+        for detector in DETECTOR_ORDER:
+            for backend in BACKENDS:
+                for threads in THREADS:
+                    with FaceAnalyzer(backend=backend, threads=threads, detector=detector) as fa:
+                        faces = float(np.mean([len(fa.analyze(im)) for im in images]))
+                        ms = per_frame_ms(fa.analyze, images, passes=max(PASSES, math.ceil(MIN_TIMED / len(images))))
+                        embedder = fa.embedder.spec.name
+                    rows.append({"size": size_name, "detector": detector, "backend": backend, "threads": threads,
+                                 "ms": ms, "fps": 1000.0 / ms, "frames": len(images), "faces_per_frame": faces,
+                                 "embedder": embedder})
+                    print(f"end-to-end {size_name:8s} ({len(images)} frames, {faces:.1f} faces) {detector:6s} "
+                          f"{backend:11s} t{threads}: {ms:6.1f} ms = {1000 / ms:5.1f} FPS", flush=True)
     return rows
 
 
@@ -198,7 +206,8 @@ def ratios(out: dict) -> list[dict]:
     default = resolve_backend(None)
     rows = []
     for p in (p for p in out["peers"] if p["set"] == "all"):
-        ours = [d for d in out["detection"] if d["size"] == p["size_name"] and d["threads"] == p["threads"]]
+        ours = [d for d in out["detection"] if d["size"] == p["size_name"] and d["threads"] == p["threads"]
+                and d["detector"] == DEFAULT_DETECTOR]
         mine = next(d for d in ours if d["backend"] == default)
         best = min(ours, key=lambda d: d["ms"])
         rows.append({"figure": "detection ms/frame", "peer": p["peer"], "size": p["size_name"], "threads": p["threads"],
@@ -217,7 +226,8 @@ def ratios(out: dict) -> list[dict]:
                          "edgeface_best": best["ms_per_face"], "best_backend": best["backend"],
                          "speedup_default": peer_ms / mine["ms_per_face"], "speedup_best": peer_ms / best["ms_per_face"]})
     for p in (p for p in out["peers"] if p["set"] == "1-5 faces" and p["end_to_end_ms"]):
-        ours = [e for e in out["end_to_end"] if e["size"] == p["size_name"] and e["threads"] == p["threads"]]
+        ours = [e for e in out["end_to_end"] if e["size"] == p["size_name"] and e["threads"] == p["threads"]
+                and e["detector"] == DEFAULT_DETECTOR]
         mine = next(e for e in ours if e["backend"] == default)
         best = min(ours, key=lambda e: e["ms"])
         peer_ms = p["end_to_end_ms"]["median"]
@@ -237,12 +247,12 @@ def main() -> None:
     args = parser.parse_args()
     paths = sorted(require_data("speed").rglob("*.jpg"))
     by_size = {name: load_frames(paths, size) for name, size in SIZES.items()}
-    out: dict = {"images": len(paths), "default_backend": resolve_backend(None),
+    out: dict = {"images": len(paths), "default_backend": resolve_backend(None), "default_detector": DEFAULT_DETECTOR,
                  "default_embedder": default_model("embedder").name}
     out["detection"] = detection_speed(by_size)
     out["alignment"], crops = aligned_crops(by_size["640x480"])
     out["embedding"] = embedding_speed(crops)
-    with Detector(threads=2) as det:
+    with create_detector("mtcnn", threads=2) as det:  # the frame set of every earlier run
         few_idx = [i for i, im in enumerate(by_size["640x480"]) if FEW_FACES[0] <= len(det.detect(im)) <= FEW_FACES[1]]
     out["few_faces_frames"] = [paths[i].name for i in few_idx]
     out["end_to_end"] = end_to_end({name: [ims[i] for i in few_idx] for name, ims in by_size.items()})

@@ -232,8 +232,8 @@ ALIGN_EMBED_CASES: list[Case] = [
 ANALYZER_CASES: list[Case] = [
     ("fa-unknown-option", lambda c: edgeface.FaceAnalyzer(bogus=1), InvalidArgumentError),
     ("fa-option-wrong-type", lambda c: edgeface.FaceAnalyzer(min_face_size="20"), InvalidDTypeError),
-    ("fa-thresholds-wrong-type", lambda c: edgeface.FaceAnalyzer(thresholds="high"), InvalidDTypeError),
-    ("fa-min-face-zero", lambda c: edgeface.FaceAnalyzer(min_face_size=0), InvalidArgumentError),
+    ("fa-thresholds-wrong-type", lambda c: edgeface.FaceAnalyzer(detector="mtcnn", thresholds="high"), InvalidDTypeError),
+    ("fa-min-face-zero", lambda c: edgeface.FaceAnalyzer(min_face_size=-1), InvalidArgumentError),
     ("fa-factor-one", lambda c: edgeface.FaceAnalyzer(factor=1.0), InvalidArgumentError),
     ("fa-unknown-detector", lambda c: edgeface.FaceAnalyzer(detector="yolo"), InvalidArgumentError),
     ("fa-detector-surrogate", lambda c: edgeface.FaceAnalyzer(detector="\ud800"), InvalidArgumentError),

@@ -11,7 +11,7 @@ import sys
 
 
 from edgeface.cli import EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, main
-from edgeface.detection.mtcnn import MTCNN
+from edgeface.detection import DEFAULT_DETECTOR, DETECTORS
 from conftest import EXAMPLE
 
 
@@ -23,7 +23,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def interrupt_on_call(monkeypatch, n: int) -> None:
     """Make the n-th detection raise KeyboardInterrupt, as Ctrl-C during that image would."""
-    original = MTCNN.detect
+    original = DETECTORS[DEFAULT_DETECTOR].detect
     calls = {"n": 0}
 
     def detect(self, *args, **kwargs):
@@ -31,7 +31,7 @@ def interrupt_on_call(monkeypatch, n: int) -> None:
         if calls["n"] == n:
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
-    monkeypatch.setattr(MTCNN, "detect", detect)
+    monkeypatch.setattr(DETECTORS[DEFAULT_DETECTOR], "detect", detect)
 
 
 def test_detect_never_loads_or_runs_the_embedder(capsys, monkeypatch):
@@ -76,7 +76,7 @@ def test_jsonl_streams_one_record_per_image(capsys, monkeypatch, tmp_path):
 def test_ctrl_c_while_loading_models_exits_130_quietly(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(MTCNN, "__init__", interrupted)
+    monkeypatch.setattr(DETECTORS[DEFAULT_DETECTOR], "__init__", interrupted)
     code, out, err = run(capsys, "detect", str(EXAMPLE))
     assert code == EXIT_INTERRUPTED and out == "" and err.strip() == "interrupted"
 

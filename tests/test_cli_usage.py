@@ -7,6 +7,7 @@ import json
 import pytest
 
 from edgeface.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, build_parser, main
+from edgeface.detection import DEFAULT_DETECTOR
 from conftest import EXAMPLE
 
 
@@ -70,7 +71,8 @@ def test_every_argument_of_every_subcommand_has_help():
 
 def test_help_shows_defaults():
     help_text = " ".join(subcommands()["identify"].format_help().split())  # argparse wraps lines
-    assert "(default 20)" in help_text            # --min-face
+    assert "default 20 for MTCNN" in help_text    # --min-face
+    assert f"default: {DEFAULT_DETECTOR}," in help_text
     assert "(default: far_1e-3)" in help_text        # --operating-point
     assert "default: dlib_resnet_v1_int8" in help_text
     assert "default: the physical cores" in help_text

@@ -95,7 +95,7 @@ def test_detections_structure(detector, astronaut):
     assert found[found.scores > 2].boxes.shape == (0, 4)  # masks give Detections
     doc = json.loads(found.to_json())
     assert doc[0]["box"] == [round(v, 2) for v in face.box]
-    assert edgeface.detect(astronaut).to_list() == found.to_list()  # module-level shortcut
+    assert edgeface.detect(astronaut, detector="mtcnn").to_list() == found.to_list()  # module-level shortcut
 
 
 @pytest.mark.parametrize("size", [1.5, 5.9, 0.0, -3.0, float("nan")])

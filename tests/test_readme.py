@@ -36,7 +36,8 @@ def test_readme_python_block_runs(index, tmp_path, monkeypatch):
     # What the comments of the blocks promise, where a block's output can be checked.
     if "fa.gallery.people()" in code:
         assert "eileen" in printed and "cameraman" in printed
-        assert re.search(r"\) eileen 0\.9\d+\n.*\) cameraman 0\.9\d+", printed), printed
+        # The group photo holds the enrolled pixels, so similarities are near 1 (how near depends on the landmarks).
+        assert re.search(r"\) eileen (0\.9\d+|1\.0)\n.*\) cameraman (0\.9\d+|1\.0)", printed), printed
     if "fa.verify(" in code:
         assert printed.startswith("True "), printed
         assert "same=False" in printed

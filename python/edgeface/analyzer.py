@@ -63,7 +63,7 @@ class FaceAnalyzer:
 
     ``backend``: "onnxruntime" (default) or "openvino" (or env EDGEFACE_BACKEND); ``threads``: default
     physical cores. ``detector`` is a name from ``edgeface.detection.DETECTORS`` or a detector instance;
-    the remaining keyword options go to the named detector's config (e.g. MTCNN's ``min_face_size``). ``operating_point`` picks the calibrated threshold used to call a face "unknown".
+    the remaining keyword options go to the named detector's config (e.g. ``min_face_size``, or YuNet's ``rotations``). ``operating_point`` picks the calibrated threshold used to call a face "unknown".
     ``min_quality``: detections whose quality score (``edgeface.quality``) is below it are dropped
     before embedding, as not usable faces (background boxes, tiny, blurred or profile faces); 0 keeps all.
     """
@@ -110,7 +110,10 @@ class FaceAnalyzer:
             crops, matrices = _core.align_faces(img, landmarks_array(detections), template, out_h, out_w)
         else:
             crops, matrices = np.zeros((0, out_h, out_w, 3), np.uint8), np.zeros((0, 2, 3))
-        qualities = assess(detections.scores, detections.landmarks, crops, matrices, template)
+        # The quality's detection factor is calibrated on MTCNN's probabilities; other detectors map theirs.
+        to_probability = getattr(self.detector, "face_probability", None)
+        probability = detections.scores if to_probability is None else to_probability(detections.scores)
+        qualities = assess(probability, detections.landmarks, crops, matrices, template)
         keep = qualities.score >= self.min_quality
         return detections[keep], qualities.select(keep), crops[keep]
 

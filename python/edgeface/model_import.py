@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 
 from . import mobilefacenet
+from .detection import DEFAULT_DETECTOR
 from .errors import EdgefaceError, ModelError
 from .models import BUNDLED, IMPORTED, MANIFEST_NAME, SUPPORTED_SCHEMA, load_manifest, user_models_dir
 from .quantization import QuantConfig, calibrate, quantize
@@ -226,6 +227,7 @@ def _entries(kind: str, base: str, entry: dict[str, Any], fp32_blob: bytes, int8
                 continue
             out[name]["thresholds"] = dict(ref["thresholds"])
             out[name]["thresholds_calibration"] = ref.get("thresholds_calibration", "")
+            out[name]["thresholds_detectors"] = list(ref.get("thresholds_detectors", ["mtcnn"]))
             if ref.get("lfw"):
                 out[name]["lfw"] = ref["lfw"]
             if ref.get("sha256") and ref["sha256"] != out[name]["sha256"]:
@@ -237,6 +239,7 @@ def _entries(kind: str, base: str, entry: dict[str, Any], fp32_blob: bytes, int8
             model_path = stage / f"{precision}.onnx"
             model_path.write_bytes(fp32_blob if precision == "fp32" else int8_blob)
             out[name]["thresholds"], out[name]["thresholds_calibration"] = pairs_faces.thresholds(model_path, name)
+            out[name]["thresholds_detectors"] = [DEFAULT_DETECTOR]  # the pairs were aligned with its landmarks
             log(f"{name}: thresholds {json.dumps(out[name]['thresholds'])}")
     return out, thresholds_from, notes
 
@@ -273,7 +276,7 @@ class _PairFaces:
             if impostors * far >= 1:  # at least one impostor may pass: the rate is resolved
                 out[point] = threshold_at_far(scores, labels, far)
         how = (f"{self.source}: {len(kept)} pairs with a face in both photos ({impostors} different-person); "
-               f"FAR points need >= 1/FAR such pairs; MTCNN landmarks")
+               f"FAR points need >= 1/FAR such pairs; {DEFAULT_DETECTOR} landmarks")
         return out, how
 
 
@@ -302,7 +305,7 @@ def _pair_faces(pairs_path: Path, log: Callable[[str], None]) -> _PairFaces:
     paths = sorted({p for a, b, _ in pairs for p in (a, b)})
     template = np.asarray(mobilefacenet.ARCFACE_TEMPLATE, np.float32)
     chips, index = [], {}
-    detector = create_detector()
+    detector = create_detector(DEFAULT_DETECTOR)
     try:
         for i, path in enumerate(paths):
             try:

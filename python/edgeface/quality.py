@@ -50,7 +50,7 @@ class FaceQuality:
     """Quality of one detected face: the measurements and the combined ``score`` in [0, 1]."""
 
     score: float
-    detection: float     # detector probability
+    detection: float     # detector score on MTCNN's probability scale (detectors map theirs: face_probability)
     eye_distance: float  # pixels of the input image
     yaw: float           # degrees; > 0: the face turns toward the image's right
     pitch: float         # degrees; > 0: the face looks down

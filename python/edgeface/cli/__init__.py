@@ -84,7 +84,7 @@ def emit_jsonl(payload: dict[str, Any]) -> None:
 
 
 def detector_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--min-face is MTCNN's option: passed only when given, so another detector is not handed it."""
+    """--min-face is passed only when given, so each detector keeps its own default."""
     return {} if args.min_face is None else {"min_face_size": args.min_face}
 
 
@@ -142,7 +142,7 @@ def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def min_face_px(text: str) -> float:
-    """An argparse type: MTCNN's smallest face, at least its MIN_FACE_SIZE (a usage error, exit 2)."""
+    """An argparse type: the smallest face, at least MTCNN's MIN_FACE_SIZE (a usage error, exit 2)."""
     from ..detection.mtcnn import MIN_FACE_SIZE
     value = positive(float)(text)
     if not value >= MIN_FACE_SIZE:
@@ -186,9 +186,10 @@ def runtime_options() -> argparse.ArgumentParser:
 def detection_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--detector", default=None, type=detector_name, metavar="NAME",
-                   help="face detector (default: edgeface.detection.DEFAULT_DETECTOR)")
+                   help="face detector: yunet or mtcnn (default: yunet, edgeface.detection.DEFAULT_DETECTOR)")
     p.add_argument("--min-face", type=min_face_px, default=None, metavar="PX",
-                   help="MTCNN only: smallest face to find, in pixels (default 20); larger is faster")
+                   help="smallest face to report, in pixels (default: every size for YuNet; "
+                        "default 20 for MTCNN, where larger is faster)")
     return p
 
 

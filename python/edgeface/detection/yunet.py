@@ -26,6 +26,11 @@ PAD = 32  # the network halves the resolution five times
 # Candidates kept before NMS: bounds the NMS cost on a pathological frame (OpenCV uses the same cap).
 MAX_CANDIDATES = 5000
 ROTATIONS = (0, 90, 180, 270)
+# YuNet's scores (sqrt(cls * obj)) mapped onto MTCNN's probability scale, on which edgeface.quality is
+# calibrated: linear in logits, YuNet 0.78 (between its false detections, mostly 0.63-0.80 on
+# ../shared/data/detection, and true faces, LFW median 0.93) goes to MTCNN's 0.85, and YuNet's logits
+# span half of MTCNN's (LFW 5th percentile 0.875 vs 0.998), hence the factor 2.
+PROBABILITY_MID_LOGIT, MTCNN_MID_LOGIT, PROBABILITY_SLOPE = float(np.log(0.78 / 0.22)), float(np.log(0.85 / 0.15)), 2.0
 _CV2_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
@@ -39,6 +44,8 @@ class YuNetConfig:
     ``refine_landmarks``: replace YuNet's landmarks by MTCNN O-Net's on the squared YuNet boxes (one 48 px
     crop a face): landmark error on the VOC faces 14.8 % -> 6.0 % of the eye distance (MTCNN 6.7 %), LFW
     TAR at FAR 1e-3 95.2 % -> 96.4 % (MTCNN 96.8 %), accuracy 98.73 -> 98.57 % (within one fold's std).
+    ``min_face_size``: faces whose box is narrower than this many pixels are not reported (0 reports all);
+    unlike MTCNN's option of the same name it does not change the cost, which depends on the frame size.
     """
 
     score_threshold: float = 0.6
@@ -46,8 +53,11 @@ class YuNetConfig:
     max_side: int = 1280
     rotations: tuple[int, ...] = (0,)
     refine_landmarks: bool = True
+    min_face_size: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.min_face_size < float("inf"):
+            raise InvalidArgumentError(f"min_face_size must be a finite number of pixels >= 0, got {self.min_face_size}")
         if not 0.0 <= self.score_threshold <= 1.0:
             raise InvalidArgumentError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 0.0 <= self.nms_threshold <= 1.0:
@@ -99,12 +109,20 @@ class YuNet:
         if len(scores) == 0:
             return Detections.empty((height, width))
         keep = _core.nms(boxes, scores, self.config.nms_threshold, "iou")
+        keep = keep[(boxes[keep, 2] - boxes[keep, 0]) >= self.config.min_face_size]
         boxes, landmarks = np.ascontiguousarray(boxes[keep]), landmarks[keep]
         scores = scores[keep]
-        if self.config.refine_landmarks and len(boxes):
-            landmarks = self._onet_landmarks(img, boxes)
+        if len(scores) == 0:
+            return Detections.empty((height, width))
         boxes = _core.clip_boxes(np.ascontiguousarray(boxes), width, height)
         return Detections(boxes, scores, landmarks, (height, width))
+
+    @staticmethod
+    def face_probability(scores: np.ndarray) -> np.ndarray:
+        """Scores on MTCNN's probability scale (what edgeface.quality's detection factor expects)."""
+        s = np.clip(np.asarray(scores, np.float64), 1e-6, 1 - 1e-6)
+        logit = MTCNN_MID_LOGIT + PROBABILITY_SLOPE * (np.log(s / (1 - s)) - PROBABILITY_MID_LOGIT)
+        return 1.0 / (1.0 + np.exp(-logit))
 
     def _onet_landmarks(self, bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """MTCNN's O-Net landmarks on the squared YuNet boxes (48 px crops; the nets take RGB)."""
@@ -119,9 +137,16 @@ class YuNet:
         return np.stack([xs, ys], axis=-1).astype(np.float32)
 
     def _detect_rotated(self, img: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        turned = img if angle == 0 else cv2.rotate(img, _CV2_ROTATE[angle])
+        boxes, scores, marks = self._detect_upright(turned)
+        if self.config.refine_landmarks and len(scores):
+            # O-Net needs the face upright, so refine in the turned frame, on this rotation's NMS survivors
+            # (the final NMS over all rotations then keeps a subset of them).
+            keep = _core.nms(boxes, scores, self.config.nms_threshold, "iou")
+            boxes, scores = np.ascontiguousarray(boxes[keep]), scores[keep]
+            marks = self._onet_landmarks(turned, boxes)
         if angle == 0:
-            return self._detect_upright(img)
-        boxes, scores, marks = self._detect_upright(cv2.rotate(img, _CV2_ROTATE[angle]))
+            return boxes, scores, marks
         corners = unrotate(boxes.reshape(-1, 2, 2), angle, img.shape[:2])
         boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
         return np.ascontiguousarray(boxes, np.float32), scores, unrotate(marks, angle, img.shape[:2])
