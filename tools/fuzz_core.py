@@ -165,6 +165,14 @@ def _check_int8_scores(out: Any, args: list[Any]) -> None:
     assert out.shape == expected.shape and np.all(np.abs(out - expected) <= 2e-3 * (1.0 + np.abs(expected).max(initial=0)))
 
 
+def _check_int8_top(out: Any, args: list[Any]) -> None:
+    rows, scores = out
+    full = _core.int8_scores(*args[:3])
+    expected = np.argsort(-full, axis=1, kind="stable")[:, :min(int(args[3]), full.shape[1])]
+    assert rows.dtype == np.int64 and np.array_equal(rows, expected), (rows, expected)
+    assert np.array_equal(scores, np.take_along_axis(full, expected, axis=1))
+
+
 def _no_check(out: Any, args: list[Any]) -> None:
     pass
 
@@ -173,7 +181,7 @@ def _no_check(out: Any, args: list[Any]) -> None:
 
 def valid_call(rng: np.random.Generator) -> Call:
     """One valid call of a randomly chosen kernel: (name, function, args, invariant check)."""
-    which = int(rng.integers(0, 14))
+    which = int(rng.integers(0, 15))
     k = count(rng)
     thr = float(rng.uniform(0, 1))
     mode = "iou" if rng.random() < 0.5 else "min"
@@ -227,11 +235,14 @@ def valid_call(rng: np.random.Generator) -> Call:
         mats[:, 1, :2] = [scale * np.sin(angle), scale * np.cos(angle)]
         mats[:, :, 2] = rng.uniform(-40, 40, (k, 2))
         return "warp_affine", _core.warp_affine, [image(rng), mats.astype(real_dtype(rng)), *size], _check_warp
-    if which == 12:
+    if which in (12, 13):
         n, q, d = int(rng.integers(0, 300)), int(rng.integers(0, 5)), int(rng.integers(1, 200))
         codes = rng.integers(-127, 128, (n, d)).astype(np.int8)
         scales = rng.uniform(0, 0.02, n).astype(np.float32)
         probes = rng.standard_normal((q, d)).astype(np.float32)
+        if which == 13:
+            return "int8_top", _core.int8_top, [codes, scales, probes, int(rng.integers(1, 70)),
+                                                int(rng.integers(0, 3))], _check_int8_top
         return "int8_scores", _core.int8_scores, [codes, scales, probes, int(rng.integers(0, 3))], _check_int8_scores
     return "align_faces", _core.align_faces, [image(rng), landmarks(rng, k), TEMPLATE, *size], _check_align
 

@@ -6,12 +6,12 @@ Rows carry their embedding id and owner person id; names stay in SQLite and are 
 the few people a search returns.
 
 Two stores: "float32" (N*D*4 bytes streamed per search) and "int8" (N*D bytes plus a float32 scale
-per row: value = code * scale, scale = max|v| / 127), scanned by the C++ kernel ``_core.int8_scores``
-(numpy has no fast int8 or float16 matrix product). int8 scores are within ~0.004 of float32, which
-flips a few LFW decisions near a threshold (dlib scores of different people sit close together), so
-the int8 store keeps the float32 rows too and re-scores the best RERANK candidates exactly:
-``identify`` then answers as float32 does, at int8 bandwidth (the float32 rows are only touched for
-the candidates).
+per row: value = code * scale, scale = max|v| / 127), scanned by the C++ kernels ``_core.int8_top``
+(the best rows per probe, found during the scan) and ``_core.int8_scores`` (every score); numpy has
+no fast int8 or float16 matrix product. int8 scores are within ~0.004 of float32, which flips a few
+LFW decisions near a threshold (dlib scores of different people sit close together), so the int8
+store keeps the float32 rows too and re-scores the best RERANK candidates exactly: ``identify`` then
+answers as float32 does, at int8 bandwidth (the float32 rows are only touched for the candidates).
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ STORES = ("float32", "int8")
 PROBE_BLOCK = 16  # probes scored together: bounds the (Q, N) similarity buffer to 16 * N floats
 TOP_CHUNK = 256  # scores per chunk when bounding the top-k (see _top_rows)
 RERANK = 64  # int8 store: candidates re-scored in float32 per probe
-INT8_MAX_PROBES = 4  # int8 store: larger probe blocks are scored by float32 BLAS (bench/gallery_scale.py q16)
+# int8 store: up to this many probes the int8 kernel beats float32 BLAS at 1M rows (bench/gallery_scale.py
+# q16); larger batches are compute-bound, where BLAS wins.
+INT8_MAX_PROBES = 16
+SHORTLIST_MAX = 4096  # the largest k of _core.int8_top
 
 
 def quantize_int8(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +95,17 @@ class _Rows:
 
     def similarities(self, probes: np.ndarray) -> np.ndarray:
         """(Q, n) dot products of unit probes with every row. The int8 kernel pays off while the scan
-        is bandwidth-bound (a few probes); a larger batch is compute-bound, where float32 BLAS wins."""
+        is bandwidth-bound (up to INT8_MAX_PROBES); a larger batch is compute-bound, where BLAS wins."""
         if self.store == "int8" and len(probes) <= INT8_MAX_PROBES:
             from . import _core
             return _core.int8_scores(self.vectors[: self.n], self.scales[: self.n], probes)
         return probes @ self.float_vectors().T
+
+    def shortlists(self, probes: np.ndarray, m: int) -> np.ndarray:
+        """int8 store: (Q, min(m, n)) positions of the m best int8 scores per probe, best first (ties by
+        position), found during the scan: no (Q, n) matrix, no top-k pass over it."""
+        from . import _core
+        return _core.int8_top(self.vectors[: self.n], self.scales[: self.n], probes, m)[0]
 
 
 class VectorIndex:
@@ -234,12 +243,21 @@ class VectorIndex:
             return pids, scores
         searched = self.rows if self.fusion == "max" else self.templates
         owners = searched.owners[: searched.n]
-        exact = searched.float_vectors() if self.store == "int8" else None
         for start in range(0, len(probes), PROBE_BLOCK):
-            sims = searched.similarities(probes[start:start + PROBE_BLOCK])
-            for j, row in enumerate(sims):
-                rescore = None if exact is None else (exact, probes[start + j])
-                pids[start + j], scores[start + j] = _top_distinct(row, owners, k, rescore)
+            block = probes[start:start + PROBE_BLOCK]
+            if self.store == "float32":
+                for j, row in enumerate(searched.similarities(block)):
+                    pids[start + j], scores[start + j] = _top_distinct(row, owners, k)
+                continue
+            m = _candidates(searched.n, k, rescored=True)
+            shortlists = searched.shortlists(block, m) if m <= SHORTLIST_MAX else None
+            exact = searched.float_vectors()
+            for j, probe in enumerate(block):
+                rescore = (exact, probe)
+                found = None if shortlists is None else _ranked(shortlists[j], None, owners, k, rescore)
+                if found is None:  # fewer than k people among the m best rows: the whole row, m growing
+                    found = _top_distinct(searched.similarities(block[j:j + 1])[0], owners, k, rescore)
+                pids[start + j], scores[start + j] = found
         return pids, scores
 
     def person_scores(self, probes: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -276,18 +294,32 @@ def _top_distinct(row: np.ndarray, owners: np.ndarray, k: int,
     re-scored exactly and ordered by that.
     """
     n = len(row)
-    m = min(n, max(2 * k + 8, RERANK if rescore is not None else 0))
+    m = _candidates(n, k, rescore is not None)
     while True:
         top = _top_rows(row, m)
-        score = row[top]
-        if rescore is not None:
-            score = rescore[0][top] @ rescore[1]
-            order = np.lexsort((top, -score))
-            top, score = top[order], score[order]
-        _, first = np.unique(owners[top], return_index=True)
-        if len(first) >= k or m == n:
-            break
+        found = _ranked(top, row[top], owners, k, rescore)
+        if found is not None:
+            return found
         m = min(n, 4 * m)
+
+
+def _candidates(n: int, k: int, rescored: bool) -> int:
+    """Rows taken first for k people: enough for a few photos per person, RERANK if re-scored."""
+    return min(n, max(2 * k + 8, RERANK if rescored else 0))
+
+
+def _ranked(top: np.ndarray, score: Optional[np.ndarray], owners: np.ndarray, k: int,
+            rescore: Optional[tuple[np.ndarray, np.ndarray]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The first k distinct owners of candidate rows ``top`` (best first, scores ``score``) and their
+    scores; None if there are fewer than k and some rows were not candidates. ``rescore`` = (float32
+    rows, probe): the candidates are re-scored exactly and re-ordered first."""
+    if rescore is not None:
+        score = rescore[0][top] @ rescore[1]
+        order = np.lexsort((top, -score))
+        top, score = top[order], score[order]
+    _, first = np.unique(owners[top], return_index=True)
+    if len(first) < k and len(top) < len(owners):
+        return None
     first = np.sort(first)[:k]
     return owners[top[first]], score[first]
 
