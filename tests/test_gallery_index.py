@@ -82,7 +82,8 @@ def test_int8_top_bad_inputs_are_typed_errors(k, scale, error):
     ((np.zeros((2, 16), np.int8), np.ones(2, np.float32), np.ones((1, 8), np.float32)), InvalidArgumentError),
     ((np.zeros((2, 16), np.int8), np.ones(2, np.float32), np.full((1, 16), np.nan, np.float32)), InvalidArgumentError),
     ((np.zeros((2, 16), np.int8), np.ones(2, np.float32), [[1.0] * 16]), InvalidDTypeError),
-], ids=["float codes", "scales length", "probe dim", "nan probe", "list probe"])
+    ((np.zeros((2, 513), np.int8), np.ones(2, np.float32), np.ones((1, 513), np.float32)), InvalidArgumentError),
+], ids=["float codes", "scales length", "probe dim", "nan probe", "list probe", "dim over int32 range"])
 def test_int8_scores_bad_inputs_are_typed_errors(args, error):
     with pytest.raises(error):
         _core.int8_scores(*args)

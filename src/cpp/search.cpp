@@ -205,6 +205,9 @@ void quantize_probes(const float* probes, long long q, long long d, std::vector<
     }
 }
 
+// Largest D whose int8 x int16 sums fit in int32: D * 128 * 32767 < 2**31.
+constexpr long long kMaxDim = 512;
+
 // The inputs both functions share, validated (with the GIL held).
 struct Search {
     carray<int8_t> codes;
@@ -215,6 +218,10 @@ struct Search {
 Search parse(py::handle codes_obj, py::handle scales_obj, py::handle probes_obj, py::handle threads_obj) {
     auto codes = get_array<int8_t>(codes_obj, "codes", "int8 of shape (N, D)", {-1, -1});
     const long long n = codes.shape(0), d = codes.shape(1);
+    if (d > kMaxDim) {  // beyond it the int32 dot products could overflow
+        throw InvalidArgument("codes have " + std::to_string(d) + " dimensions; the int8 kernel takes at most " +
+                              std::to_string(kMaxDim) + " (use the float32 store)");
+    }
     const std::string dn = std::to_string(d);
     auto scales = get_array<float>(scales_obj, "scales", "float32 of shape (N,)", {n});
     auto probes = get_array<float>(probes_obj, "probes", "float32 of shape (Q, " + dn + ")", {-1, d});
