@@ -48,6 +48,10 @@ def make_inputs() -> dict[str, np.ndarray]:
         "reg": rng.normal(0, 0.1, (300, 4)).astype(np.float32),
         "landmarks": landmarks, "matrices": matrices,
         "pnet_seed": np.array([7]),
+        # a gallery of int8 templates (AVX2 blocks on x86, the portable loop on Arm) and 3 probes
+        "codes": rng.integers(-127, 128, (1003, 128)).astype(np.int8),
+        "code_scales": rng.uniform(1e-3, 1e-2, 1003).astype(np.float32),
+        "probes": rng.normal(0, 1, (3, 128)).astype(np.float32),
     }
 
 
@@ -81,6 +85,8 @@ def run_kernels(inp: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     on_small = inp["matrices"] * [3.0, 3.0, 1.0]  # the same views of the 1/3-size image
     out["warp_affine_150_small"] = _core.warp_affine(inp["small"], on_small, 150, 150, border_value=7)
     out["align_faces"], out["align_faces_matrices"] = _core.align_faces(image, lms, TEMPLATE_112, 112, 112)
+    out["int8_scores"] = _core.int8_scores(inp["codes"], inp["code_scales"], inp["probes"])
+    out["int8_top_rows"], out["int8_top_scores"] = _core.int8_top(inp["codes"], inp["code_scales"], inp["probes"], 10)
     return out
 
 
