@@ -89,8 +89,9 @@ def detection_speed(by_size: dict[str, list[np.ndarray]]) -> list[dict]:
     return rows
 
 
-def aligned_crops(images: list[np.ndarray]) -> tuple[dict, np.ndarray]:
-    """Alignment ms/face over every face found, and the crops (input of the embedding timings)."""
+def aligned_crops(images: list[np.ndarray]) -> tuple[dict, list[tuple[np.ndarray, np.ndarray]]]:
+    """Alignment ms/face over every face found (default embedder's template), and (frame, landmarks)
+    pairs from which each embedder's crops are made."""
     spec = default_model("embedder")
     template = np.ascontiguousarray(spec.alignment, np.float32)
     with create_detector(threads=2) as det:
@@ -100,13 +101,16 @@ def aligned_crops(images: list[np.ndarray]) -> tuple[dict, np.ndarray]:
     row = {"ms_per_face": ms_per_frame * len(marks) / n_faces, "faces": n_faces, "frames": len(marks),
            "definition": "median ms per frame of align_faces over all its faces, / mean faces per frame"}
     print(f"align: {row['ms_per_face']:.3f} ms/face ({n_faces} faces)", flush=True)
-    crops = np.concatenate([_core.align_faces(im, m, template, *spec.input.size)[0] for im, m in marks])
-    return row, crops
+    return row, marks
 
 
-def embedding_speed(crops: np.ndarray) -> list[dict]:
+def embedding_speed(marks: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    """Every embedder installed (bundled, and imported ones such as MobileFaceNet), on its own crops."""
     rows = []
     for name in (n for n in list_models() if get_model(n).role == "embedder"):
+        spec = get_model(name)
+        template = np.ascontiguousarray(spec.alignment, np.float32)
+        crops = np.concatenate([_core.align_faces(im, m, template, *spec.input.size)[0] for im, m in marks])
         for backend in BACKENDS:
             for threads in THREADS:
                 with Embedder(name, backend=backend, threads=threads) as emb:
@@ -250,8 +254,8 @@ def main() -> None:
     out: dict = {"images": len(paths), "default_backend": resolve_backend(None), "default_detector": DEFAULT_DETECTOR,
                  "default_embedder": default_model("embedder").name}
     out["detection"] = detection_speed(by_size)
-    out["alignment"], crops = aligned_crops(by_size["640x480"])
-    out["embedding"] = embedding_speed(crops)
+    out["alignment"], marks = aligned_crops(by_size["640x480"])
+    out["embedding"] = embedding_speed(marks)
     with create_detector("mtcnn", threads=2) as det:  # the frame set of every earlier run
         few_idx = [i for i, im in enumerate(by_size["640x480"]) if FEW_FACES[0] <= len(det.detect(im)) <= FEW_FACES[1]]
     out["few_faces_frames"] = [paths[i].name for i in few_idx]

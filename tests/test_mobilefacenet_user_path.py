@@ -175,6 +175,36 @@ def test_an_unknown_file_needs_calibration(env: Path, tmp_path: Path) -> None:
     assert "other" not in models.list_models()
 
 
+def test_an_unknown_file_is_calibrated_from_labelled_pairs(env: Path, tmp_path: Path) -> None:
+    """--calibrate PAIRS.tsv: thresholds measured on the user's pairs, valid for the detector that aligned them."""
+    from edgeface.detection import DEFAULT_DETECTOR
+    from edgeface.matching import threshold_for
+    from edgeface.model_import import import_model, remove_model
+    data = bytearray(TFLITE.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    unknown = tmp_path / "other.tflite"
+    unknown.write_bytes(bytes(data))
+    lfw_root = shared_data("lfw")
+    rows = (lfw_root / "pairs.tsv").read_text().splitlines()
+    same = [r for r in rows[1:] if r.split("\t")[2] == "1"][:40]
+    different = [r for r in rows[1:] if r.split("\t")[2] == "0"][:40]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("path1\tpath2\tsame\n" + "".join(
+        f"{lfw_root / a}\t{lfw_root / b}\t{label}\n" for a, b, label, _ in (r.split("\t") for r in same + different)))
+    result = import_model("mobilefacenet", unknown, name="other", calibrate_pairs=pairs)
+    try:
+        assert "calibrated on this machine" in result.thresholds_from
+        spec = models.get_model("other_int8")
+        assert spec.thresholds_detectors == (DEFAULT_DETECTOR,)
+        # 40 different-person pairs resolve no FAR point down to 1e-2: only the best-accuracy threshold.
+        assert set(spec.thresholds) == {"best_accuracy"} and 0.0 < spec.thresholds["best_accuracy"] < 1.0
+        assert threshold_for(spec, "best_accuracy", DEFAULT_DETECTOR) == spec.thresholds["best_accuracy"]
+    finally:
+        remove_model("other")
+        remove_model("other_int8")
+    assert "other" not in models.list_models()
+
+
 def test_remove_and_reimport(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgeface.cli import main
     home = tmp_path / "home"

@@ -33,6 +33,14 @@ P_NET_CELL = 12.0
 MIN_FACE_SIZE = 6.0
 
 
+def run_batched(runner: Runner, crops: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
+    """``runner`` over ``crops`` at most ``max_batch`` at a time (the runtime keeps its largest allocation)."""
+    if len(crops) <= max_batch:
+        return runner.run(crops)
+    parts = [runner.run(crops[i:i + max_batch]) for i in range(0, len(crops), max_batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 @dataclass(frozen=True)
 class MTCNNConfig:
     """MTCNN parameters; defaults are the paper's (Zhang et al. 2016)."""
@@ -145,16 +153,9 @@ class MTCNN:
         boxes = _core.calibrate_boxes(np.ascontiguousarray(cands[:, :4]), np.ascontiguousarray(cands[:, 5:9]))
         return _core.square_boxes(boxes)
 
-    @staticmethod
-    def _run_batched(runner: Runner, crops: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
-        if len(crops) <= max_batch:
-            return runner.run(crops)
-        parts = [runner.run(crops[i:i + max_batch]) for i in range(0, len(crops), max_batch)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
     def _refine(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool) -> np.ndarray:
         """Stage 2: R-Net on 24 px crops rejects most false candidates and refines the rest."""
-        out = self._run_batched(self.rnet, _core.crop_resize(img, boxes, 24, swap_rb), RNET_MAX_BATCH)
+        out = run_batched(self.rnet, _core.crop_resize(img, boxes, 24, swap_rb), RNET_MAX_BATCH)
         scores = out["prob"][:, 1]
         passed = scores > self.config.thresholds[1]
         boxes, scores, reg = boxes[passed], scores[passed], out["reg"][passed]
@@ -167,7 +168,7 @@ class MTCNN:
     def _output(self, img: np.ndarray, boxes: np.ndarray, swap_rb: bool
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 3: O-Net on 48 px crops gives the final score, box and five landmarks."""
-        out = self._run_batched(self.onet, _core.crop_resize(img, boxes, 48, swap_rb), ONET_MAX_BATCH)
+        out = run_batched(self.onet, _core.crop_resize(img, boxes, 48, swap_rb), ONET_MAX_BATCH)
         scores = out["prob"][:, 1]
         passed = scores > self.config.thresholds[2]
         boxes, scores = boxes[passed], np.ascontiguousarray(scores[passed])
