@@ -35,7 +35,7 @@ DETECTORS: dict[str, type] = {
     "mtcnn": MTCNN,
     "yunet": YuNet,
 }
-# Chosen by measurement (docs/detectors.md): YuNet with O-Net landmarks runs the pipeline ~2.8x faster
+# Chosen by measurement (docs/detectors.md): YuNet with O-Net landmarks runs the pipeline 3x faster
 # than MTCNN (640x480, ONNX Runtime), finds more faces (AP 76.6 vs 67.4 % on ../shared/data/detection)
 # and verifies as well on LFW (dlib fp32 98.60 vs 98.57 %, INT8 98.57 vs 98.73 %, within a fold's std).
 DEFAULT_DETECTOR = "yunet"
