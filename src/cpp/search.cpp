@@ -101,6 +101,44 @@ __attribute__((target("avx2"))) void block_avx2(const int8_t* rows, long long, c
         _mm256_storeu_ps(dst + p * stride, _mm256_mul_ps(s, _mm256_set1_ps(pr.scales[p])));
     }
 }
+
+// The same block with AVX-512 VNNI (x86-64 server and recent desktop CPUs): 32 codes at a time, and
+// vpdpwssd does the multiply-add of int16 pairs and the accumulation in one instruction (exact, no
+// saturation), a third of AVX2's instructions per multiply: 16 probes at 1M rows took 46.7 ms with
+// the AVX2 block, twice the bandwidth bound (bench/gallery_scale.py).
+__attribute__((target("avx2,avx512f,avx512bw,avx512vnni"))) void block_avx512vnni(
+        const int8_t* rows, long long, const float* scales, const Probes& pr, float* dst, long long stride) {
+    const long long d = pr.d, d32 = d & ~31LL;
+    const __m256 row_scales = _mm256_loadu_ps(scales);
+    for (long long p = 0; p < pr.q; ++p) {
+        const int16_t* probe = pr.codes + p * d;
+        __m512i acc[kBlock];
+        for (auto& a : acc) a = _mm512_setzero_si512();
+        for (long long k = 0; k < d32; k += 32) {
+            const __m512i pv = _mm512_loadu_si512(probe + k);
+            for (long long r = 0; r < kBlock; ++r) {
+                const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + r * d + k));
+                acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_cvtepi8_epi16(codes), pv);
+            }
+        }
+        __m256i halves[kBlock];
+        for (long long r = 0; r < kBlock; ++r) {
+            halves[r] = _mm256_add_epi32(_mm512_castsi512_si256(acc[r]), _mm512_extracti64x4_epi64(acc[r], 1));
+        }
+        __m256i sums = hsum8(halves);
+        if (d32 < d) {  // D not a multiple of 32
+            alignas(32) int32_t tail[kBlock];
+            for (long long r = 0; r < kBlock; ++r) {
+                int32_t t = 0;
+                for (long long k = d32; k < d; ++k) t += static_cast<int32_t>(rows[r * d + k]) * probe[k];
+                tail[r] = t;
+            }
+            sums = _mm256_add_epi32(sums, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
+        }
+        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), row_scales);
+        _mm256_storeu_ps(dst + p * stride, _mm256_mul_ps(s, _mm256_set1_ps(pr.scales[p])));
+    }
+}
 #endif
 
 using BlockFn = void (*)(const int8_t*, long long, const float*, const Probes&, float*, long long);
@@ -110,6 +148,7 @@ BlockFn full_block() {
 #ifdef EDGEFACE_SEARCH_AVX2
     static const BlockFn fn = [] {
         __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) return block_avx512vnni;
         return __builtin_cpu_supports("avx2") ? block_avx2 : block_portable;
     }();
     return fn;
