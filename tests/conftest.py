@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -37,3 +38,10 @@ def analyzer():
     from edgeface import FaceAnalyzer
     with FaceAnalyzer(threads=2) as fa:
         yield fa
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child that a test interrupts with SIGINT. A shell starts background jobs with
+    SIGINT ignored, and a Python started that way keeps ignoring it (no KeyboardInterrupt): restore the
+    default so the test does not depend on how pytest itself was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -20,7 +20,7 @@ from edgeface.archive import ArchiveIndexError, build_index, face_schema, search
 from edgeface.archive.search import index_threshold  # noqa: E402
 from edgeface.archive.store import IndexWriter, part_files  # noqa: E402
 from edgeface.cli import EXIT_INPUT, EXIT_OK, EXIT_SETUP, main  # noqa: E402
-from conftest import EXAMPLE, REPO, shared_data  # noqa: E402
+from conftest import EXAMPLE, REPO, default_sigint, shared_data  # noqa: E402
 
 OPTIONS = {"min_face_size": 20.0}
 
@@ -111,7 +111,7 @@ def test_resume_after_a_killed_run_indexes_every_file_once(tmp_path, sig):
            "index", str(tmp_path / "photos"), "--out", str(out), "--workers", "1", "--threads", "1",
            "--chunk-files", "1", "--min-face", "20"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "tests")})
+                            env={**os.environ, "PYTHONPATH": str(REPO / "tests")}, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 300
         while not (out.exists() and part_files(out)) and proc.poll() is None and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import sys
 
 from edgeface.cli import EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, main
 from edgeface.detection import DEFAULT_DETECTOR, DETECTORS
-from conftest import EXAMPLE
+from conftest import EXAMPLE, default_sigint
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -87,7 +87,7 @@ def edgeface_command(*argv: str) -> list[str]:
 
 def test_real_sigint_exits_130_with_a_summary_and_the_records_so_far(tmp_path):
     proc = subprocess.Popen(edgeface_command("detect", *[str(EXAMPLE)] * 200, "--jsonl"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     first = proc.stdout.readline()  # the first image is done: interrupt the rest
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=120)
