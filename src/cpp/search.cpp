@@ -69,6 +69,25 @@ __attribute__((target("avx2"))) inline __m256i hsum8(const __m256i a[8]) {
                             _mm256_permute2x128_si256(h0, h1, 0x31));
 }
 
+// The end of a full block for one probe: adds the codes [done, d) the vector loop left (D not a
+// multiple of its width) to the eight row sums, then stores (float(sum) * row scale) * probe scale,
+// the portable path's order: no FMA, same rounding.
+__attribute__((target("avx2"))) inline void finish_block(__m256i sums, const int8_t* rows, const int16_t* probe,
+                                                          long long done, long long d, __m256 row_scales,
+                                                          float probe_scale, float* dst) {
+    if (done < d) {
+        alignas(32) int32_t tail[kBlock];
+        for (long long r = 0; r < kBlock; ++r) {
+            int32_t t = 0;
+            for (long long k = done; k < d; ++k) t += static_cast<int32_t>(rows[r * d + k]) * probe[k];
+            tail[r] = t;
+        }
+        sums = _mm256_add_epi32(sums, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
+    }
+    const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), row_scales);
+    _mm256_storeu_ps(dst, _mm256_mul_ps(s, _mm256_set1_ps(probe_scale)));
+}
+
 // A full block of kBlock rows (x86-64 with AVX2): 16 codes at a time widened to int16
 // (vpmovsxbw) and multiplied-added in pairs (vpmaddwd) into one int32 accumulator per row.
 __attribute__((target("avx2"))) void block_avx2(const int8_t* rows, long long, const float* scales,
@@ -86,19 +105,7 @@ __attribute__((target("avx2"))) void block_avx2(const int8_t* rows, long long, c
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_cvtepi8_epi16(codes), pv));
             }
         }
-        __m256i sums = hsum8(acc);
-        if (d16 < d) {  // D not a multiple of 16
-            alignas(32) int32_t tail[kBlock];
-            for (long long r = 0; r < kBlock; ++r) {
-                int32_t t = 0;
-                for (long long k = d16; k < d; ++k) t += static_cast<int32_t>(rows[r * d + k]) * probe[k];
-                tail[r] = t;
-            }
-            sums = _mm256_add_epi32(sums, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
-        }
-        // (float(acc) * scale) * probe scale, the portable path's order: no FMA, same rounding
-        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), row_scales);
-        _mm256_storeu_ps(dst + p * stride, _mm256_mul_ps(s, _mm256_set1_ps(pr.scales[p])));
+        finish_block(hsum8(acc), rows, probe, d16, d, row_scales, pr.scales[p], dst + p * stride);
     }
 }
 
@@ -125,18 +132,7 @@ __attribute__((target("avx2,avx512f,avx512bw,avx512vnni"))) void block_avx512vnn
         for (long long r = 0; r < kBlock; ++r) {
             halves[r] = _mm256_add_epi32(_mm512_castsi512_si256(acc[r]), _mm512_extracti64x4_epi64(acc[r], 1));
         }
-        __m256i sums = hsum8(halves);
-        if (d32 < d) {  // D not a multiple of 32
-            alignas(32) int32_t tail[kBlock];
-            for (long long r = 0; r < kBlock; ++r) {
-                int32_t t = 0;
-                for (long long k = d32; k < d; ++k) t += static_cast<int32_t>(rows[r * d + k]) * probe[k];
-                tail[r] = t;
-            }
-            sums = _mm256_add_epi32(sums, _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
-        }
-        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), row_scales);
-        _mm256_storeu_ps(dst + p * stride, _mm256_mul_ps(s, _mm256_set1_ps(pr.scales[p])));
+        finish_block(hsum8(halves), rows, probe, d32, d, row_scales, pr.scales[p], dst + p * stride);
     }
 }
 #endif
