@@ -88,8 +88,9 @@ def main() -> None:
     payload = {"command": "python " + " ".join(["bench/index_scale.py", *sys.argv[1:]]),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                "folder": str(folder), "images": len(paths), "rounds": args.rounds, "ray_start_seconds": None if ray_start is None
-               else round(ray_start, 2), "note": "shared 2-core machine under load from other jobs: "
-               "compare the ratios of this one run, not the absolute rates", "results": results}
+               else round(ray_start, 2), "load_average_1_5_15_min_at_end": [round(x, 2) for x in os.getloadavg()],
+               "note": "compare the ratios within one run; absolute rates depend on the machine's load",
+               "results": results}
     out = write_json_atomic(PUBLISHED / "index_scale.json", payload)
     print(f"results: {out}")
 
