@@ -1,5 +1,5 @@
-"""The Ray Data engine writes the same index as the local one (runs where Ray is installed:
-pip install 'edgeface[ray]'; CI installs only the test extra, so there it is skipped)."""
+"""The Ray Data engine writes the same index as the local one, on a private local Ray instance (the test
+extra brings Ray, so CI runs it; elsewhere it needs pip install 'edgeface[ray]')."""
 from __future__ import annotations
 
 import os
@@ -16,7 +16,9 @@ pytest.importorskip("ray.data", reason="Ray is an optional extra (pip install 'e
                                        "the Ray engine test runs where it is installed")
 
 from edgeface.archive import build_index  # noqa: E402
-from edgeface.archive.search import index_threshold, search_face  # noqa: E402
+from edgeface.archive.schema import read_meta  # noqa: E402
+from edgeface.archive.search import index_threshold, search_face, search_gallery  # noqa: E402
+from edgeface.gallery import Gallery  # noqa: E402
 from test_archive import OPTIONS, assert_each_file_once, read_index, small_folder  # noqa: E402
 from conftest import DATA  # noqa: E402
 
@@ -42,6 +44,18 @@ def test_ray_engine_matches_the_single_process_index_and_resumes(tmp_path):
     probe = np.float32(next(e for e in got["embedding"].to_pylist() if e is not None))
     threshold = index_threshold(tmp_path / "ray", "far_1e-3")
     assert search_face(tmp_path / "ray", probe, threshold) == search_face(tmp_path / "local", probe, threshold)
+
+    # Who is where: the same identity per face whichever engine wrote the rows; the scores agree to float32
+    # rounding (a BLAS product rounds a row by its place in the batch, and the engines batch differently).
+    gallery = tmp_path / "people.db"
+    with Gallery(gallery, read_meta(tmp_path / "local")["embedding_space"], len(probe)) as people:
+        people.enroll("astronaut", probe)
+    by_face = {engine: sorted((m.path, m.face, m.identity, m.similarity)
+                              for m in search_gallery(tmp_path / engine, gallery, threshold))
+               for engine in ("ray", "local")}
+    assert [f[:3] for f in by_face["ray"]] == [f[:3] for f in by_face["local"]]
+    assert [f[3] for f in by_face["ray"]] == pytest.approx([f[3] for f in by_face["local"]], abs=1e-6)
+    assert any(identity == "astronaut" for _, _, identity, _ in by_face["ray"])
 
 
 def test_private_ray_listens_on_loopback_only():

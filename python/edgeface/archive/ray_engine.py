@@ -22,6 +22,10 @@ from .store import Committer
 
 # Files per map_batches call: as FILES_PER_TASK in the local engine.
 FILES_PER_BATCH = 4
+# Files per read block. Each block is one read task, and Ray starts a worker process for every read
+# task in flight: 4-file blocks with unbounded reads took 60 s for 600 LFW photos on 2 cores, 16-file
+# blocks read by one task per actor 5.3 s (bench/index_scale.py has the whole-folder figures).
+FILES_PER_BLOCK = 16
 
 
 class FaceIndexer:
@@ -87,9 +91,11 @@ def run_ray(todo: list[str], options: dict[str, Any], workers: int, threads: int
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = sys.stderr.isatty()
         # Blocks of a few files, so every actor gets work as soon as some files are read.
-        blocks = min(len(todo), max(4 * workers, -(-len(todo) // FILES_PER_BATCH)))
-        # Reading is I/O: its tasks ask for no CPU, else the actors holding every CPU starve them (deadlock).
-        files = ray.data.read_binary_files(todo, include_paths=True, num_cpus=0, override_num_blocks=blocks)
+        blocks = min(len(todo), max(4 * workers, -(-len(todo) // FILES_PER_BLOCK)))
+        # Reading is I/O: its tasks ask for no CPU, else the actors holding every CPU starve them (deadlock);
+        # so their number is bounded here instead: one read in flight per actor.
+        files = ray.data.read_binary_files(todo, include_paths=True, num_cpus=0, override_num_blocks=blocks,
+                                           concurrency=workers)
         rows = files.map_batches(FaceIndexer, fn_constructor_kwargs={"options": options, "threads": threads},
                                  batch_size=FILES_PER_BATCH, batch_format="pyarrow",
                                  compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)

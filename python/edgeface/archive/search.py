@@ -83,11 +83,13 @@ def search_face(index: Union[str, os.PathLike], probe: np.ndarray, threshold: fl
     q = np.asarray(probe, np.float32).reshape(-1)
     if q.shape != (dim,) or not np.all(np.isfinite(q)):
         raise InvalidArgumentError(f"probe must be one finite {dim}-d embedding, got shape {np.shape(probe)}")
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    q = (q / max(float(np.linalg.norm(q)), 1e-12)).astype(np.float64)
     best: list[FaceMatch] = []
     for batch in iter_face_batches(folder, _COLUMNS):
         paths, faces, boxes, vectors = _faces(batch, dim)
-        sims = vectors @ q
+        # float64 sums rounded to float32: a float32 BLAS product rounds a row differently by its place in
+        # the batch (1.0 vs 0.99999994 measured), so two indexes of the same photos would rank ties apart.
+        sims = (vectors.astype(np.float64) @ q).astype(np.float32)
         hits = np.flatnonzero(sims >= threshold)
         if len(hits) > top:  # only the batch's own top can reach the overall top
             hits = hits[np.argpartition(-sims[hits], top - 1)[:top]]
