@@ -101,6 +101,8 @@ def test_unknown_option_raises_a_typed_error(name):
 
 
 BAD_OPTIONS = {
+    "centerface": [{"score_threshold": -0.1}, {"nms_threshold": 1.5}, {"max_side": 31}, {"max_side": 4097},
+                   {"min_face_size": float("inf")}],
     "mtcnn": [{"min_face_size": 0}, {"factor": 1.5}, {"thresholds": (0.5, 2.0, 0.7)}],
     "yunet": [{"score_threshold": 1.5}, {"nms_threshold": -0.1}, {"max_side": 16}, {"max_side": 640.5},
               {"rotations": (45,)}, {"rotations": ()}, {"rotations": (0, 0)}],

@@ -13,6 +13,7 @@ from typing import Any, Optional, Protocol, Union, runtime_checkable
 from ..errors import InvalidArgumentError, InvalidDTypeError
 from ..faces import Detections
 from ..image_io import ImageLike
+from .centerface import CenterFace, CenterFaceConfig
 from .mtcnn import MTCNN, MTCNNConfig
 from .yunet import YuNet, YuNetConfig
 
@@ -32,6 +33,7 @@ class FaceDetector(Protocol):
 
 # Public name -> detector class. A new detector is one module here plus one line in this table.
 DETECTORS: dict[str, type] = {
+    "centerface": CenterFace,
     "mtcnn": MTCNN,
     "yunet": YuNet,
 }
@@ -103,5 +105,5 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             )
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig", "FaceDetector", "MTCNN",
-           "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector", "detector_name"]
+__all__ = ["CenterFace", "CenterFaceConfig", "DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorConfig",
+           "FaceDetector", "MTCNN", "MTCNNConfig", "YuNet", "YuNetConfig", "create_detector", "detector_name"]

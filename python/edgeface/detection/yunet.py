@@ -18,9 +18,7 @@ from .. import _core
 from ..errors import InvalidArgumentError
 from ..faces import Detections
 from ..image_io import ImageLike, check_color, load_image
-from ..models import get_model
-from ..runtime import Runner
-from .mtcnn import ONET_MAX_BATCH, run_batched
+from .one_pass import OnePassDetector, check_common_options
 
 STRIDES = (8, 16, 32)
 PAD = 32  # the network halves the resolution five times
@@ -59,15 +57,7 @@ class YuNetConfig:
     min_face_size: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_face_size < float("inf"):
-            raise InvalidArgumentError(f"min_face_size must be a finite number of pixels >= 0, got {self.min_face_size}")
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise InvalidArgumentError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
-        if not 0.0 <= self.nms_threshold <= 1.0:
-            raise InvalidArgumentError(f"nms_threshold must be in [0, 1], got {self.nms_threshold}")
-        if isinstance(self.max_side, bool) or not isinstance(self.max_side, (int, np.integer)) \
-                or not 32 <= self.max_side <= 4096:
-            raise InvalidArgumentError(f"max_side must be an integer in [32, 4096] pixels, got {self.max_side!r}")
+        check_common_options(self.min_face_size, self.score_threshold, self.nms_threshold, self.max_side)
         rotations = tuple(self.rotations) if isinstance(self.rotations, (tuple, list)) else None
         if not rotations or len(set(rotations)) != len(rotations) or any(r not in ROTATIONS for r in rotations):
             raise InvalidArgumentError(
@@ -75,7 +65,7 @@ class YuNetConfig:
         object.__setattr__(self, "rotations", tuple(int(r) for r in rotations))
 
 
-class YuNet:
+class YuNet(OnePassDetector):
     """Finds faces and their five landmarks (image-left eye first, as ``Face.landmarks``)."""
 
     config_type = YuNetConfig
@@ -83,20 +73,7 @@ class YuNet:
     def __init__(self, backend: Optional[str] = None, threads: Optional[int] = None,
                  config: Optional[YuNetConfig] = None, **overrides: object) -> None:
         self.config = config or YuNetConfig(**overrides)  # type: ignore[arg-type]
-        self.net = Runner(get_model("yunet"), backend=backend, threads=threads)
-        self._backend, self._threads = backend, threads
-        self._onet: Optional[Runner] = None
-
-    def close(self) -> None:
-        self.net.close()
-        if self._onet is not None:
-            self._onet.close()
-
-    def __enter__(self) -> "YuNet":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__("yunet", backend, threads)
 
     def detect(self, image: ImageLike, color: str = "bgr") -> Detections:
         """Detect faces in one image (array in ``color`` order, path, bytes or PIL image)."""
@@ -127,20 +104,6 @@ class YuNet:
         logit = MTCNN_MID_LOGIT + PROBABILITY_SLOPE * (np.log(s / (1 - s)) - PROBABILITY_MID_LOGIT)
         return 1.0 / (1.0 + np.exp(-logit))
 
-    def _onet_landmarks(self, bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """MTCNN's O-Net landmarks on the squared YuNet boxes (48 px crops; the nets take RGB)."""
-        if self._onet is None:
-            self._onet = Runner(get_model("mtcnn_onet"), backend=self._backend, threads=self._threads)
-        square = _core.square_boxes(np.ascontiguousarray(boxes, np.float32))
-        # Capped like MTCNN's O-Net calls: one call for all faces of a frame took the peak of a process
-        # analysing the 27 crowd photos at 640x480 from 150 to 243 MB (the runtime keeps its largest allocation).
-        marks = run_batched(self._onet, _core.crop_resize(bgr, square, 48, True), ONET_MAX_BATCH)["landmarks"]
-        w = (square[:, 2] - square[:, 0] + 1)[:, None]
-        h = (square[:, 3] - square[:, 1] + 1)[:, None]
-        xs = marks[:, 0:5] * w + square[:, 0:1] - 1
-        ys = marks[:, 5:10] * h + square[:, 1:2] - 1
-        return np.stack([xs, ys], axis=-1).astype(np.float32)
-
     def _detect_rotated(self, img: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         turned = img if angle == 0 else cv2.rotate(img, _CV2_ROTATE[angle])
         boxes, scores, marks = self._detect_upright(turned)
@@ -149,7 +112,7 @@ class YuNet:
             # (the final NMS over all rotations then keeps a subset of them).
             keep = _core.nms(boxes, scores, self.config.nms_threshold, "iou")
             boxes, scores = np.ascontiguousarray(boxes[keep]), scores[keep]
-            marks = self._onet_landmarks(turned, boxes)
+            marks = self._onet_landmarks(turned, boxes, bgr=True)
         if angle == 0:
             return boxes, scores, marks
         corners = unrotate(boxes.reshape(-1, 2, 2), angle, img.shape[:2])
