@@ -277,12 +277,13 @@ def targets(res: dict[str, dict]) -> list[list[str]]:
         emb = speed["embedding"]
         pairs = []
         for fp in (e for e in emb if e["precision"] == "fp32"):
-            q = next((e for e in emb if e["precision"] == "int8" and e["backend"] == fp["backend"]
+            # an fp32 model against its own quantization (name + "_int8"), same backend, threads and batch
+            q = next((e for e in emb if e["embedder"] == fp["embedder"] + "_int8" and e["backend"] == fp["backend"]
                       and e["threads"] == fp["threads"] and e["batch"] == fp["batch"]), None)
             if q:
                 pairs.append((fp, fp["ms_per_face"] / q["ms_per_face"]))
         if pairs:
-            text = ", ".join(f"{f['backend']} t{f['threads']} b{f['batch']}: {x:.2f}×" for f, x in pairs)
+            text = ", ".join(f"{f['embedder']} {f['backend']} t{f['threads']} b{f['batch']}: {x:.2f}×" for f, x in pairs)
             rows.append(["INT8 embedding ≥ 1.8× faster than fp32", text,
                          "yes" if all(x >= 1.8 for _, x in pairs) else f"on {sum(x >= 1.8 for _, x in pairs)} of {len(pairs)}"])
         e2e = [e for e in speed["end_to_end"] if e["size"] == "640x480" and e["threads"] == 2
